@@ -1,0 +1,319 @@
+// engine.cc: the Node-API glue over beuss_engine (native/include/beuss.h).
+//
+// It converts arguments and buffers and nothing else: every argument check
+// with a readable message lives in src/native.ts, which is the only caller.
+// Here a wrong type only raises a terse TypeError, so that a misuse can never
+// hand C a bad pointer.
+//
+// JS API (class Engine):
+//   new Engine(config, now)       config: {maxMessageSize, oversize,
+//                                 maxQueuedBytes, maxLine, outputHighWater,
+//                                 queueIdleMs}, each optional (C defaults)
+//   open() -> id                  throws with .status/.code on failure
+//   close(id, now)       -> output   output: a Buffer holding the output
+//   feed(id, chunk, now) -> output   of every connection concerned, one
+//   pause(id)            -> output   after the other, or undefined when
+//   resume(id, now)      -> output   there is none; see "Output index"
+//   tick(now)            -> output   below
+//   nextDeadline() -> number      ms, or -1 when nothing is scheduled
+//   stats() -> object             the counters of beuss_stats
+//   free()                        releases the engine now (the GC would too)
+//   index                         the Uint32Array described below
+//
+// Output index: each mutating call rewrites the Uint32Array in `this.index`
+// (the same object from call to call, replaced by a larger one only when it
+// must grow, so read the property after the call): index[0] is the number of
+// entries n, index[1] is the call's status negated (0 = BEUSS_OK, 4 =
+// BEUSS_EOVERFLOW, ...), then n entries of 4 words: conn, offset, length,
+// flags (BEUSS_OUT_*), offset and length in bytes into the returned Buffer.
+// One Buffer and no JS object per message keeps the hot path at one native
+// call and one allocation per chunk. The output is drained even when the
+// status is an error, so that the output owed to other connections is never
+// lost; the caller decides what the status means.
+//
+// Buffer lifetime: feed() reads the chunk in place for the duration of the
+// call only (the engine copies any incomplete tail it keeps); no pointer into
+// a JS buffer outlives a call. The returned Buffer is a copy of the engine's
+// output, owned by JS: the engine's own output memory is released with
+// beuss_output_done() before the call returns.
+
+#include <napi.h>
+
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "beuss.h"
+
+namespace {
+
+// Words of the index header (count, status) and per entry.
+constexpr size_t kIndexHeader = 2;
+constexpr size_t kIndexEntry = 4;
+// Initial index capacity, in entries: most calls concern one or two
+// connections; a PUT that wakes many consumers grows it once.
+constexpr size_t kIndexInitialEntries = 64;
+
+// Returns the uint64 value of a JS number argument (a non-negative integer,
+// checked by the TypeScript caller).
+uint64_t ToU64(const Napi::Value &v) {
+  double d = v.As<Napi::Number>().DoubleValue();
+  return d <= 0 ? 0 : static_cast<uint64_t>(d);
+}
+
+class Engine : public Napi::ObjectWrap<Engine> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Engine",
+                       {
+                           InstanceMethod<&Engine::Open>("open"),
+                           InstanceMethod<&Engine::Close>("close"),
+                           InstanceMethod<&Engine::Feed>("feed"),
+                           InstanceMethod<&Engine::Pause>("pause"),
+                           InstanceMethod<&Engine::Resume>("resume"),
+                           InstanceMethod<&Engine::Tick>("tick"),
+                           InstanceMethod<&Engine::NextDeadline>("nextDeadline"),
+                           InstanceMethod<&Engine::Stats>("stats"),
+                           InstanceMethod<&Engine::Free>("free"),
+                       });
+  }
+
+  explicit Engine(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Engine>(info) {
+    Napi::Env env = info.Env();
+    beuss_config cfg;
+    beuss_config_init(&cfg);
+    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsNumber()) {
+      Napi::TypeError::New(env, "Engine(config, now)").ThrowAsJavaScriptException();
+      return;
+    }
+    Napi::Object c = info[0].As<Napi::Object>();
+    auto num = [&](const char *key, auto *field) {
+      Napi::Value v = c.Get(key);
+      if (v.IsNumber()) *field = static_cast<std::remove_pointer_t<decltype(field)>>(ToU64(v));
+    };
+    num("maxMessageSize", &cfg.max_message_size);
+    num("maxQueuedBytes", &cfg.max_queued_bytes);
+    num("maxLine", &cfg.max_line);
+    num("outputHighWater", &cfg.output_high_water);
+    num("queueIdleMs", &cfg.queue_idle_ms);
+    Napi::Value ov = c.Get("oversize");
+    if (ov.IsNumber()) {
+      cfg.oversize = ToU64(ov) == BEUSS_OVERSIZE_REJECT ? BEUSS_OVERSIZE_REJECT
+                                                        : BEUSS_OVERSIZE_TRUNCATE;
+    }
+    engine_ = beuss_engine_new(&cfg, nullptr, ToU64(info[1]));
+    if (engine_ == nullptr) {
+      Napi::Error e = Napi::Error::New(env, "beuss_engine_new failed: invalid config or out of memory");
+      e.Set("code", Napi::String::New(env, "BEUSS_ENGINE_NEW"));
+      e.ThrowAsJavaScriptException();
+      return;
+    }
+    GrowIndex(env, kIndexInitialEntries);
+  }
+
+  ~Engine() override { beuss_engine_free(engine_); }
+
+ private:
+  // Returns false (with a pending JS exception) when the engine was freed.
+  bool Live(Napi::Env env) {
+    if (engine_ != nullptr) return true;
+    Napi::Error::New(env, "the engine was freed").ThrowAsJavaScriptException();
+    return false;
+  }
+
+  // Replaces this.index with a zeroed Uint32Array of `entries` entries.
+  void GrowIndex(Napi::Env env, size_t entries) {
+    Napi::Uint32Array arr = Napi::Uint32Array::New(env, kIndexHeader + entries * kIndexEntry);
+    index_ = arr.Data();
+    index_entries_ = entries;
+    index_ref_ = Napi::Persistent(arr);
+    Value().Set("index", arr);
+  }
+
+  // Returns the output of every connection since the last drain, as
+  // described at the top of this file, and records status in the index.
+  Napi::Value Drain(Napi::Env env, int status) {
+    pending_.clear();
+    size_t total = 0;
+    beuss_output out;
+    while (beuss_output_next(engine_, &out)) {
+      pending_.push_back(out);
+      total += out.len;
+    }
+    if (pending_.size() > index_entries_) {
+      size_t n = index_entries_;
+      while (n < pending_.size()) n *= 2;
+      GrowIndex(env, n);
+    }
+    index_[0] = static_cast<uint32_t>(pending_.size());
+    index_[1] = static_cast<uint32_t>(-status);
+    if (pending_.empty()) {
+      beuss_output_done(engine_);
+      return env.Undefined();
+    }
+    // Offsets are uint32 and a Node Buffer holds at most 4 GiB; the engine
+    // bounds each connection's output per call (output_high_water), so only
+    // thousands of saturated connections at once could pass this.
+    if (total > UINT32_MAX) {
+      beuss_output_done(engine_);
+      Napi::Error::New(env, "engine output over 4 GiB in one call").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(env, total);
+    if (env.IsExceptionPending()) {
+      beuss_output_done(engine_);
+      return env.Undefined();
+    }
+    uint8_t *dst = buf.Data();
+    uint32_t *ix = index_ + kIndexHeader;
+    size_t off = 0;
+    for (const beuss_output &o : pending_) {
+      if (o.len > 0) std::memcpy(dst + off, o.data, o.len);
+      ix[0] = o.conn;
+      ix[1] = static_cast<uint32_t>(off);
+      ix[2] = static_cast<uint32_t>(o.len);
+      ix[3] = o.flags;
+      ix += kIndexEntry;
+      off += o.len;
+    }
+    beuss_output_done(engine_);
+    return buf;
+  }
+
+  Napi::Value Open(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Live(env)) return env.Undefined();
+    uint32_t id = 0;
+    int st = beuss_conn_open(engine_, &id);
+    if (st != BEUSS_OK) {
+      Napi::Error e = Napi::Error::New(env, beuss_strerror(st));
+      e.Set("status", Napi::Number::New(env, st));
+      e.ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    return Napi::Number::New(env, id);
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Live(env)) return env.Undefined();
+    int st = beuss_conn_close(engine_, info[0].As<Napi::Number>().Uint32Value(), ToU64(info[1]));
+    return Drain(env, st);
+  }
+
+  Napi::Value Feed(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Live(env)) return env.Undefined();
+    if (!info[1].IsTypedArray()) {
+      Napi::TypeError::New(env, "feed(id, Uint8Array, now)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Uint8Array chunk = info[1].As<Napi::Uint8Array>();
+    int st = beuss_feed(engine_, info[0].As<Napi::Number>().Uint32Value(), chunk.Data(),
+                        chunk.ByteLength(), ToU64(info[2]));
+    return Drain(env, st);
+  }
+
+  Napi::Value Pause(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Live(env)) return env.Undefined();
+    int st = beuss_conn_pause(engine_, info[0].As<Napi::Number>().Uint32Value());
+    return Drain(env, st);
+  }
+
+  Napi::Value Resume(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Live(env)) return env.Undefined();
+    int st = beuss_conn_resume(engine_, info[0].As<Napi::Number>().Uint32Value(), ToU64(info[1]));
+    return Drain(env, st);
+  }
+
+  Napi::Value Tick(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Live(env)) return env.Undefined();
+    int st = beuss_tick(engine_, ToU64(info[0]));
+    return Drain(env, st);
+  }
+
+  Napi::Value NextDeadline(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Live(env)) return env.Undefined();
+    return Napi::Number::New(env, static_cast<double>(beuss_next_deadline(engine_)));
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Live(env)) return env.Undefined();
+    beuss_stats s;
+    beuss_engine_stats(engine_, &s);
+    Napi::Object o = Napi::Object::New(env);
+    auto put = [&](const char *k, uint64_t v) { o.Set(k, Napi::Number::New(env, static_cast<double>(v))); };
+    put("connections", s.connections);
+    put("queues", s.queues);
+    put("messages", s.messages);
+    put("bytes", s.bytes);
+    put("consumers", s.consumers);
+    put("waiting", s.waiting);
+    put("puts", s.puts);
+    put("taken", s.taken);
+    put("pushed", s.pushed);
+    put("truncated", s.truncated);
+    put("rejectedLarge", s.rejected_large);
+    put("rejectedFull", s.rejected_full);
+    put("protocolErrors", s.protocol_errors);
+    put("memory", s.memory);
+    return o;
+  }
+
+  Napi::Value Free(const Napi::CallbackInfo &info) {
+    beuss_engine_free(engine_);
+    engine_ = nullptr;
+    return info.Env().Undefined();
+  }
+
+  beuss_engine *engine_ = nullptr;
+  Napi::Reference<Napi::Uint32Array> index_ref_;
+  uint32_t *index_ = nullptr;
+  size_t index_entries_ = 0;
+  // Reused across calls so that draining does not allocate per call.
+  std::vector<beuss_output> pending_;
+};
+
+// Returns the static English text of a beuss_status.
+Napi::Value StrError(const Napi::CallbackInfo &info) {
+  return Napi::String::New(info.Env(), beuss_strerror(info[0].As<Napi::Number>().Int32Value()));
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Engine", Engine::Define(env));
+  exports.Set("strerror", Napi::Function::New<StrError>(env, "strerror"));
+  // The engine's constants, taken from the header at build time so that
+  // TypeScript never copies them by hand.
+  Napi::Object k = Napi::Object::New(env);
+  auto put = [&](const char *name, double v) { k.Set(name, Napi::Number::New(env, v)); };
+  put("PROTOCOL_VERSION", BEUSS_PROTOCOL_VERSION);
+  put("DEFAULT_MAX_MESSAGE_SIZE", BEUSS_DEFAULT_MAX_MESSAGE_SIZE);
+  put("DEFAULT_MAX_LINE", BEUSS_DEFAULT_MAX_LINE);
+  put("MIN_MAX_LINE", BEUSS_MIN_MAX_LINE);
+  put("MAX_MAX_LINE", BEUSS_MAX_MAX_LINE);
+  put("MAX_QUEUE_NAME", BEUSS_MAX_QUEUE_NAME);
+  put("DEFAULT_OUTPUT_HIGH_WATER", BEUSS_DEFAULT_OUTPUT_HIGH_WATER);
+  put("DEFAULT_MAX_QUEUED_BYTES", static_cast<double>(BEUSS_DEFAULT_MAX_QUEUED_BYTES));
+  put("OVERSIZE_TRUNCATE", BEUSS_OVERSIZE_TRUNCATE);
+  put("OVERSIZE_REJECT", BEUSS_OVERSIZE_REJECT);
+  put("OUT_CLOSE", BEUSS_OUT_CLOSE);
+  put("OUT_FULL", BEUSS_OUT_FULL);
+  put("OUT_WAITING", BEUSS_OUT_WAITING);
+  put("OK", BEUSS_OK);
+  put("ENOMEM", BEUSS_ENOMEM);
+  put("EINVAL", BEUSS_EINVAL);
+  put("ENOCONN", BEUSS_ENOCONN);
+  put("EOVERFLOW", BEUSS_EOVERFLOW);
+  exports.Set("constants", k);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(beuss_native, Init)
