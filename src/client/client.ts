@@ -1,0 +1,245 @@
+// The public client: one connection, one method per protocol command.
+import { Connection, type ClientCounters } from './connection.js';
+import { Consumer, type ConsumeOptions, type ConsumerHost, DEFAULT_PREFETCH, type MessageHandler } from './consumer.js';
+import { AlreadySubscribedError, type BeussError, ConnectionError, InvalidArgumentError, ProtocolError } from './errors.js';
+import { type ConnectOptions, resolveOptions, type ResolvedOptions } from './options.js';
+import type { Frame } from './parser.js';
+import { checkInt, checkQueue, toBytes } from './validate.js';
+
+/** Options of {@link Client.get}. */
+export interface GetOptions {
+  /**
+   * Milliseconds the server may wait for a message when the queue is empty
+   * (`GET … WAIT <ms>`); 0 or absent answers at once. Replies to requests made
+   * after this one wait for it too (replies come in order).
+   */
+  wait?: number;
+}
+
+/** Options of {@link Client.close}. */
+export interface CloseOptions {
+  /** Destroy the socket now and reject pending calls with ConnectionError instead of waiting for their replies. */
+  force?: boolean;
+}
+
+/** One line of {@link Client.queues}. */
+export interface QueueInfo {
+  /** The queue name. */
+  name: string;
+  /** Messages ready in the queue. */
+  ready: number;
+  /** `ON` subscriptions on the queue. */
+  consumers: number;
+}
+
+/** Server counters from {@link Client.stats}: numbers for numeric values, strings otherwise (e.g. `oversize`). */
+export type ServerStats = Record<string, number | string>;
+
+const MAX_WAIT_MS = 2 ** 53 - 1;
+const MAX_PREFETCH = 1_000_000;
+const U64 = /^\d{1,19}$/;
+
+function num(frame: Frame, what: string): number {
+  if (frame.type !== 'OK' || frame.args.length < 1 || !U64.test(frame.args[0])) {
+    throw new ProtocolError(`unexpected reply to ${what}: ${describe(frame)}`);
+  }
+  return Number(frame.args[0]);
+}
+
+function describe(frame: Frame): string {
+  return frame.type === 'OK' ? ['OK', ...frame.args].join(' ') : frame.type;
+}
+
+function message(frame: Frame, what: string): Buffer | null {
+  if (frame.type === 'MSG') return frame.data;
+  if (frame.type === 'EMPTY') return null;
+  throw new ProtocolError(`unexpected reply to ${what}: ${describe(frame)}`);
+}
+
+function data(frame: Frame, what: string): string {
+  if (frame.type !== 'DATA') throw new ProtocolError(`unexpected reply to ${what}: ${describe(frame)}`);
+  return frame.data.toString('utf8');
+}
+
+/**
+ * Client is a connection to a beuss server. Calls are pipelined: calls made
+ * without awaiting go out together in one socket write, and their promises
+ * settle in call order. Make one with {@link connect}.
+ */
+export class Client {
+  private readonly consumers = new Map<string, Consumer>();
+  private readonly host: ConsumerHost;
+  private readonly endPromise: Promise<BeussError | null>;
+  private userClosed = false;
+
+  private constructor(
+    private readonly conn: Connection,
+    /** The options in use, defaults applied. */
+    readonly options: Readonly<ResolvedOptions>,
+  ) {
+    let resolveEnd!: (err: BeussError | null) => void;
+    this.endPromise = new Promise((resolve) => (resolveEnd = resolve));
+    conn.onPush = (queue, bytes) => this.consumers.get(queue)?._push(bytes);
+    conn.onEnd = (err) => {
+      const reason = this.userClosed ? null : err;
+      for (const c of [...this.consumers.values()]) c._connectionEnded(reason);
+      this.consumers.clear();
+      resolveEnd(reason);
+    };
+    this.host = {
+      request: (header) => this.conn.request(header),
+      release: (queue, consumer) => {
+        if (this.consumers.get(queue) === consumer) this.consumers.delete(queue);
+      },
+    };
+  }
+
+  /** Returns a connected client; rejects with ConnectionError when the server cannot be reached. */
+  static async connect(opts: ConnectOptions = {}): Promise<Client> {
+    const resolved = resolveOptions(opts);
+    const conn = await Connection.open(resolved);
+    return new Client(conn, resolved);
+  }
+
+  /**
+   * Appends `data` to `queue` (created on the fly) and resolves with the number
+   * of bytes the server stored: less than `data`'s length when the server
+   * truncated an oversized message. Rejects with TooLargeError when the server
+   * refuses oversized messages, FullError when its memory cap is reached.
+   */
+  async put(queue: string, data: Buffer | Uint8Array | string): Promise<number> {
+    checkQueue(queue);
+    const bytes = toBytes(data);
+    return num(await this.conn.request(`PUT ${queue} ${bytes.length}`, bytes), 'PUT');
+  }
+
+  /**
+   * Takes the message at the head of `queue` and resolves with its bytes, or
+   * with null when the queue is empty (after waiting up to `opts.wait` ms on the
+   * server, if given).
+   */
+  async get(queue: string, opts: GetOptions = {}): Promise<Buffer | null> {
+    checkQueue(queue);
+    const wait = opts.wait ?? 0;
+    checkInt(wait, 'wait (milliseconds)', 0, MAX_WAIT_MS);
+    const header = wait > 0 ? `GET ${queue} WAIT ${wait}` : `GET ${queue}`;
+    return message(await this.conn.request(header), 'GET');
+  }
+
+  /** Resolves with the bytes of the message at the head of `queue` without taking it, or null when empty. */
+  async peek(queue: string): Promise<Buffer | null> {
+    checkQueue(queue);
+    return message(await this.conn.request(`PEEK ${queue}`), 'PEEK');
+  }
+
+  /** Resolves with the number of messages ready in `queue` (0 for a queue that does not exist). */
+  async len(queue: string): Promise<number> {
+    checkQueue(queue);
+    return num(await this.conn.request(`LEN ${queue}`), 'LEN');
+  }
+
+  /** Deletes every message of `queue`; resolves with how many were deleted. */
+  async purge(queue: string): Promise<number> {
+    checkQueue(queue);
+    return num(await this.conn.request(`PURGE ${queue}`), 'PURGE');
+  }
+
+  /** Resolves with the server's queues, sorted by name. */
+  async queues(): Promise<QueueInfo[]> {
+    const text = data(await this.conn.request('QUEUES'), 'QUEUES');
+    const out: QueueInfo[] = [];
+    for (const line of text.split('\n')) {
+      if (line.trim() === '') continue;
+      const [name, ready, consumers] = line.trim().split(/[ \t]+/);
+      if (!U64.test(ready ?? '') || !U64.test(consumers ?? '')) throw new ProtocolError(`bad line in QUEUES reply: '${line}'`);
+      out.push({ name, ready: Number(ready), consumers: Number(consumers) });
+    }
+    return out;
+  }
+
+  /** Resolves with the server's counters (see docs/PROTOCOL.md, STATS, for the keys). */
+  async stats(): Promise<ServerStats> {
+    const text = data(await this.conn.request('STATS'), 'STATS');
+    const out: ServerStats = {};
+    for (const line of text.split('\n')) {
+      const t = line.trim();
+      if (t === '') continue;
+      const sp = t.search(/[ \t]/);
+      const key = sp < 0 ? t : t.slice(0, sp);
+      const value = sp < 0 ? '' : t.slice(sp + 1).trim();
+      out[key] = /^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value;
+    }
+    return out;
+  }
+
+  /** Resolves with the round-trip time in milliseconds of a PING. */
+  async ping(): Promise<number> {
+    const t0 = process.hrtime.bigint();
+    const frame = await this.conn.request('PING');
+    if (frame.type !== 'PONG') throw new ProtocolError(`unexpected reply to PING: ${describe(frame)}`);
+    return Number(process.hrtime.bigint() - t0) / 1e6;
+  }
+
+  /**
+   * Returns a {@link Consumer} of `queue` fed by server push (`ON`): iterate it
+   * with `for await`, or pass a `handler` called for each message in order (the
+   * next one waits for its promise). Credit is granted back as messages are
+   * handled, so at most `prefetch` messages are pushed ahead of the handler.
+   * One consumer per queue per client: a second one throws AlreadySubscribedError.
+   */
+  consume(queue: string, opts?: ConsumeOptions): Consumer;
+  consume(queue: string, handler: MessageHandler, opts?: ConsumeOptions): Consumer;
+  consume(queue: string, a?: MessageHandler | ConsumeOptions, b?: ConsumeOptions): Consumer {
+    checkQueue(queue);
+    const handler = typeof a === 'function' ? a : undefined;
+    const opts = (typeof a === 'function' ? b : a) ?? {};
+    if (a !== undefined && typeof a !== 'function' && typeof a !== 'object') {
+      throw new InvalidArgumentError('consume(queue, handler?, options?): handler must be a function');
+    }
+    const prefetch = checkInt(opts.prefetch ?? DEFAULT_PREFETCH, 'prefetch', 1, MAX_PREFETCH);
+    const max = opts.max === undefined ? Infinity : checkInt(opts.max, 'max', 1, Number.MAX_SAFE_INTEGER);
+    if (this.conn.isClosed) throw new ConnectionError('CONNECTION_CLOSED', 'the client is closed', this.options.host, this.options.port);
+    if (this.consumers.has(queue)) {
+      throw new AlreadySubscribedError('ALREADY_SUBSCRIBED', `this client already consumes '${queue}'; close that consumer first`);
+    }
+    const c = new Consumer(this.host, queue, prefetch, max, handler);
+    this.consumers.set(queue, c);
+    return c;
+  }
+
+  /**
+   * Closes the client. By default it waits for the replies of every call made
+   * before, then closes the connection. With `{ force: true }` it closes at once
+   * and pending calls reject with ConnectionError (code CONNECTION_CLOSED).
+   */
+  async close(opts: CloseOptions = {}): Promise<void> {
+    this.userClosed = true;
+    await this.conn.close(opts.force === true);
+  }
+
+  /**
+   * Resolves when the connection has ended: with null after {@link close}, or
+   * with the ConnectionError (or server error) that ended it.
+   */
+  closed(): Promise<BeussError | null> {
+    return this.endPromise;
+  }
+
+  /** True once the client is closing or closed, or its connection was lost. */
+  get isClosed(): boolean {
+    return this.conn.isClosed;
+  }
+
+  /**
+   * Returns a snapshot of socket-level counters: `socketWrites` shows pipelining
+   * at work (10,000 `put`s made in one tick take a handful of writes).
+   */
+  counters(): ClientCounters {
+    return this.conn.counters();
+  }
+}
+
+/** Returns a connected {@link Client}; host and port default to `BHOST`/`BPORT`, then localhost:6552. */
+export function connect(opts: ConnectOptions = {}): Promise<Client> {
+  return Client.connect(opts);
+}

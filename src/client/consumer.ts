@@ -1,0 +1,237 @@
+// A subscription to a queue by server push (ON/CREDIT/OFF), read with
+// `for await` or through a callback, with credit-based flow control.
+import { BeussError, InvalidArgumentError } from './errors.js';
+import { Message } from './message.js';
+import type { Frame } from './parser.js';
+
+/** Options of {@link Client.consume}. */
+export interface ConsumeOptions {
+  /**
+   * How many messages may be pushed ahead of the handler (in flight or
+   * buffered in the client), 1 to 1000000. Credit is granted back in batches of
+   * half of it as messages are handled. Default 64.
+   */
+  prefetch?: number;
+  /** Stop after this many messages; credit never exceeds what is left, so no message is taken beyond it. */
+  max?: number;
+}
+
+/** A callback that handles one message; the next one is handed over once its promise settles. */
+export type MessageHandler = (msg: Message) => void | Promise<void>;
+
+/** What a consumer needs from its client. */
+export interface ConsumerHost {
+  request(header: string): Promise<Frame>;
+  release(queue: string, consumer: Consumer): void;
+}
+
+const enum State {
+  Open,
+  Ending,
+  Done,
+}
+
+/** Default prefetch of a consumer. */
+export const DEFAULT_PREFETCH = 64;
+
+/**
+ * Consumer is one `ON` subscription. It is an AsyncIterable of {@link Message}
+ * (`break` out of the loop ends the subscription), or, when made with a handler,
+ * it calls the handler for each message in order, one at a time.
+ *
+ * Delivery is at-most-once: messages pushed but not yet handled when the
+ * consumer is closed are dropped. Use a small `prefetch`, or `max`, to bound
+ * that; messages still buffered when the connection ends are handed out first.
+ */
+export class Consumer implements AsyncIterable<Message> {
+  /**
+   * Settles when the subscription is over: resolves after `close()`, `break`,
+   * `max` reached or the client closed; rejects with the error that ended it
+   * (the server refused the `ON`, the connection was lost, the handler threw).
+   */
+  readonly closed: Promise<void>;
+
+  private state = State.Open;
+  private error: Error | null = null;
+  private readonly buffer: Message[] = [];
+  private bufHead = 0;
+  private waiter: { resolve(r: IteratorResult<Message>): void; reject(e: Error): void } | null = null;
+  private inHand = false;
+  private iterated = false;
+  private granted: number;
+  private received = 0;
+  private handledSinceGrant = 0;
+  private offSent = false;
+  private readonly batch: number;
+  private settle!: { resolve(): void; reject(e: Error): void };
+  private closing: Promise<void> | null = null;
+
+  /** @internal Use {@link Client.consume}. */
+  constructor(
+    private readonly host: ConsumerHost,
+    /** The queue this consumer takes messages from. */
+    readonly queue: string,
+    private readonly prefetch: number,
+    private readonly max: number,
+    handler?: MessageHandler,
+  ) {
+    this.batch = Math.max(1, Math.floor(prefetch / 2));
+    this.granted = Math.min(prefetch, max);
+    const subscriptionOver = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
+    if (handler) {
+      this.iterated = true;
+      this.closed = this.runHandler(handler);
+    } else {
+      this.closed = subscriptionOver;
+    }
+    // Nobody may be listening: an ended subscription must not be an unhandled rejection.
+    this.closed.catch(() => {});
+    subscriptionOver.catch(() => {});
+    this.host.request(`ON ${queue} CREDIT ${this.granted}`).then(
+      () => {},
+      (err: Error) => this.end(err, true),
+    );
+  }
+
+  /** How many messages the server pushed to this consumer so far. */
+  get receivedCount(): number {
+    return this.received;
+  }
+
+  /** Returns the async iterator of messages; a consumer can be iterated once. */
+  [Symbol.asyncIterator](): AsyncIterator<Message> {
+    if (this.iterated) throw new InvalidArgumentError('a consumer can be iterated only once, and not when it has a handler');
+    this.iterated = true;
+    return {
+      next: () => this.next(),
+      return: async () => {
+        await this.close();
+        return { done: true, value: undefined };
+      },
+    };
+  }
+
+  /**
+   * Ends the subscription: sends `OFF`, drops messages not yet handed out and
+   * resolves once the server confirmed. Safe to call more than once.
+   */
+  close(): Promise<void> {
+    if (!this.closing) this.closing = this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    const off = this.sendOff();
+    this.end(null, true);
+    await off;
+  }
+
+  private sendOff(): Promise<void> {
+    if (this.offSent) return Promise.resolve();
+    this.offSent = true;
+    return this.host.request(`OFF ${this.queue}`).then(
+      () => this.host.release(this.queue, this),
+      () => this.host.release(this.queue, this),
+    );
+  }
+
+  private async runHandler(handler: MessageHandler): Promise<void> {
+    let done = false;
+    while (!done) {
+      const r = await this.next();
+      if (r.done) {
+        done = true;
+        break;
+      }
+      try {
+        await handler(r.value);
+      } catch (err) {
+        await this.close();
+        throw err;
+      }
+    }
+  }
+
+  private next(): Promise<IteratorResult<Message>> {
+    if (this.inHand) {
+      this.inHand = false;
+      this.handled();
+    }
+    if (this.bufHead < this.buffer.length) return Promise.resolve({ done: false, value: this.take() });
+    if (this.state !== State.Open) {
+      this.state = State.Done;
+      return this.error ? Promise.reject(this.error) : Promise.resolve({ done: true, value: undefined });
+    }
+    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+  }
+
+  private take(): Message {
+    const m = this.buffer[this.bufHead];
+    this.bufHead++;
+    if (this.bufHead === this.buffer.length) {
+      this.buffer.length = 0;
+      this.bufHead = 0;
+    }
+    this.inHand = true;
+    return m;
+  }
+
+  // Counts one message as handled and grants credit back in batches.
+  private handled(): void {
+    this.handledSinceGrant++;
+    if (this.state !== State.Open || this.handledSinceGrant < this.batch) return;
+    const n = Math.min(this.handledSinceGrant, this.max - this.granted);
+    this.handledSinceGrant = 0;
+    if (n <= 0) return;
+    this.granted += n;
+    this.host.request(`CREDIT ${this.queue} ${n}`).catch(() => {
+      // NOT_SUBSCRIBED after a concurrent close, or a lost connection, which ends the consumer anyway.
+    });
+  }
+
+  /** @internal Called by the client with each PUSH for this queue. */
+  _push(data: Buffer): void {
+    if (this.state !== State.Open) return;
+    this.received++;
+    const msg = new Message(this.queue, data);
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = null;
+      this.inHand = true;
+      w.resolve({ done: false, value: msg });
+    } else {
+      this.buffer.push(msg);
+    }
+    if (this.received >= this.max) {
+      void this.sendOff();
+      this.end(null, false);
+    }
+  }
+
+  /** @internal Called by the client when the connection ended (err null: closed by the user). */
+  _connectionEnded(err: BeussError | null): void {
+    this.end(err, false);
+  }
+
+  // Stops the subscription; with drop, messages not handed out yet are discarded.
+  private end(err: Error | null, drop: boolean): void {
+    if (this.state === State.Done || (this.state === State.Ending && !drop && !err)) {
+      return;
+    }
+    if (err && !this.error) this.error = err;
+    if (drop) {
+      this.buffer.length = 0;
+      this.bufHead = 0;
+    }
+    this.state = this.bufHead < this.buffer.length ? State.Ending : State.Done;
+    if (this.error) this.settle.reject(this.error);
+    else this.settle.resolve();
+    if (this.waiter && this.bufHead >= this.buffer.length) {
+      const w = this.waiter;
+      this.waiter = null;
+      if (this.error) w.reject(this.error);
+      else w.resolve({ done: true, value: undefined });
+    }
+    if (err) this.host.release(this.queue, this);
+  }
+}
