@@ -277,7 +277,7 @@ export class Connection {
           : 'by the server';
       const err = new ConnectionError(
         this.socketError?.code ?? 'CONNECTION_CLOSED',
-        `connection to ${this.opts.host}:${this.opts.port} closed ${why} before the reply arrived`,
+        `connection to ${this.opts.host}:${this.opts.port} was closed ${why}`,
         this.opts.host,
         this.opts.port,
         { cause: this.fatalServerError ?? this.socketError ?? undefined },

@@ -120,6 +120,19 @@ export class Consumer implements AsyncIterable<Message> {
     return this.closing;
   }
 
+  /**
+   * Ends the subscription without dropping anything: sends `OFF`, keeps
+   * handing out every message the server pushed before confirming it, and
+   * resolves once they have all been handed out (with a handler: handled).
+   */
+  async drain(): Promise<void> {
+    if (this.state === State.Open && !this.offSent) {
+      await this.sendOff();
+      this.end(null, false);
+    }
+    await this.closed.catch(() => {});
+  }
+
   private async doClose(): Promise<void> {
     const off = this.sendOff();
     this.end(null, true);
@@ -179,7 +192,7 @@ export class Consumer implements AsyncIterable<Message> {
   // Counts one message as handled and grants credit back in batches.
   private handled(): void {
     this.handledSinceGrant++;
-    if (this.state !== State.Open || this.handledSinceGrant < this.batch) return;
+    if (this.state !== State.Open || this.offSent || this.handledSinceGrant < this.batch) return;
     const n = Math.min(this.handledSinceGrant, this.max - this.granted);
     this.handledSinceGrant = 0;
     if (n <= 0) return;

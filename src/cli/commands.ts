@@ -1,0 +1,343 @@
+// The commands of `beuss`, one function per verb. Each resolves with the exit
+// code; errors thrown (ConnectionError, ServerError, CliExit) are mapped by main.
+import * as fs from 'node:fs';
+import { type Client, connect } from '../client/client.js';
+import { ConnectionError } from '../client/errors.js';
+import { parsePort } from '../client/options.js';
+import { queueNameProblem } from '../client/validate.js';
+import { CliExit, EXIT, type ParsedArgs, usageError } from './args.js';
+
+type Command = (p: ParsedArgs) => Promise<number>;
+
+const CONNECTION_OPTIONS = ['host', 'port', 'help', 'version'];
+
+// Checks positional count and options of a verb; returns the queue name when the verb takes one.
+function check(p: ParsedArgs, verb: string, positional: [min: number, max: number], options: string[] = []): void {
+  const [min, max] = positional;
+  if (p.args.length < min) throw usageError(`${verb} needs ${min === 1 ? 'a queue name' : `${min} arguments`}`);
+  if (p.args.length > max) throw usageError(`too many arguments for ${verb}: '${p.args.slice(max).join(' ')}'`);
+  for (const name of p.opts.keys()) {
+    if (!CONNECTION_OPTIONS.includes(name) && !options.includes(name)) throw usageError(`option --${name} does not apply to ${verb}`);
+  }
+  if (min >= 1) {
+    const problem = queueNameProblem(p.args[0]);
+    if (problem) throw usageError(problem);
+  }
+}
+
+function str(p: ParsedArgs, name: string): string | undefined {
+  const v = p.opts.get(name);
+  return typeof v === 'string' ? v : undefined;
+}
+
+// Starts connecting with --host/--port over BHOST/BPORT; the promise is marked handled so that
+// a failure while stdin is still being read is reported once, when awaited.
+function open(p: ParsedArgs): Promise<Client> {
+  const host = str(p, 'host');
+  const portText = str(p, 'port');
+  let port: number | undefined;
+  try {
+    port = portText === undefined ? undefined : parsePort(portText, '--port');
+    if (portText === undefined && process.env.BPORT) parsePort(process.env.BPORT, 'BPORT');
+  } catch (err) {
+    return Promise.reject(usageError((err as Error).message));
+  }
+  const c = connect({ host, port });
+  c.catch(() => {});
+  return c.catch((err: unknown) => {
+    if (err instanceof ConnectionError && err.code !== 'CONNECTION_CLOSED') {
+      throw new CliExit(
+        EXIT.UNREACHABLE,
+        `cannot reach ${err.host}:${err.port} (${err.code}): is beuss-server running there? (set --host/--port or BHOST/BPORT)`,
+      );
+    }
+    throw err;
+  });
+}
+
+// Runs fn with a connected client and closes the client afterwards, whatever happens.
+async function withClient(p: ParsedArgs, fn: (c: Client) => Promise<number>, pending?: Promise<Client>): Promise<number> {
+  const client = await (pending ?? open(p));
+  try {
+    return await fn(client);
+  } finally {
+    await client.close({ force: client.counters().pending > 0 }).catch(() => {});
+  }
+}
+
+// Resolves once `data` is handed to stdout, waiting for 'drain' when stdout is backed up.
+function writeOut(data: Buffer | string): Promise<void> {
+  if (process.stdout.write(data)) return Promise.resolve();
+  return new Promise((resolve) => process.stdout.once('drain', resolve));
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+  return Buffer.concat(chunks);
+}
+
+async function readInput(file: string | undefined): Promise<Buffer> {
+  if (file !== undefined && file !== '-') {
+    try {
+      return await fs.promises.readFile(file);
+    } catch (err) {
+      throw new CliExit(EXIT.FAILED, `cannot read ${file}: ${(err as Error).message}`);
+    }
+  }
+  if (process.stdin.isTTY) process.stderr.write('beuss: reading the message from the terminal; end it with Ctrl-D\n');
+  return readAll(process.stdin);
+}
+
+async function writeResult(data: Buffer, file: string | undefined): Promise<void> {
+  if (file !== undefined && file !== '-') {
+    try {
+      await fs.promises.writeFile(file, data);
+    } catch (err) {
+      throw new CliExit(EXIT.FAILED, `cannot write ${file}: ${(err as Error).message}`);
+    }
+    return;
+  }
+  await writeOut(data);
+}
+
+function warnTruncated(stored: number, sent: number, what: string): void {
+  process.stderr.write(
+    `beuss: warning: the server stored ${stored} of the ${sent} bytes of ${what}: it was truncated to the server's maximum message size\n`,
+  );
+}
+
+function emptyNotice(queue: string, waited: boolean): void {
+  // Exit code 1 says it to scripts; people at a terminal get a line too.
+  if (process.stderr.isTTY) process.stderr.write(`beuss: queue '${queue}' is empty${waited ? ' (wait timed out)' : ''}\n`);
+}
+
+const put: Command = async (p) => {
+  check(p, 'PUT', [1, 2], ['lines']);
+  const [queue, file] = p.args;
+  if (p.opts.has('lines')) {
+    if (file !== undefined && file !== '-') throw usageError('PUT --lines reads stdin only');
+    return putLines(p, queue);
+  }
+  const pending = open(p);
+  // Fails as soon as the server is found unreachable, without waiting for the end of stdin.
+  const [, data] = await Promise.all([pending, readInput(file)]);
+  return withClient(
+    p,
+    async (client) => {
+      const stored = await client.put(queue, data);
+      if (stored < data.length) warnTruncated(stored, data.length, 'the message');
+      return EXIT.OK;
+    },
+    pending,
+  );
+};
+
+// Most puts in flight before stdin is paused: bounds memory when stdin is faster than the server.
+const LINES_HIGH_WATER = 4096;
+const LINES_LOW_WATER = 1024;
+
+async function putLines(p: ParsedArgs, queue: string): Promise<number> {
+  return withClient(p, (client) => {
+    return new Promise<number>((resolve, reject) => {
+      const stdin = process.stdin;
+      let partial: Buffer[] = [];
+      let lineNo = 0;
+      let inFlight = 0;
+      let ended = false;
+      let failed = false;
+      const fail = (err: unknown) => {
+        if (failed) return;
+        failed = true;
+        stdin.pause();
+        stdin.destroy();
+        reject(err);
+      };
+      const done = () => {
+        if (ended && inFlight === 0 && !failed) resolve(EXIT.OK);
+      };
+      const send = (line: Buffer) => {
+        const n = ++lineNo;
+        // A CRLF file sends its lines without the CR.
+        const body = line.length > 0 && line[line.length - 1] === 13 ? line.subarray(0, line.length - 1) : line;
+        inFlight++;
+        client.put(queue, body).then(
+          (stored) => {
+            inFlight--;
+            if (stored < body.length) warnTruncated(stored, body.length, `line ${n}`);
+            if (inFlight <= LINES_LOW_WATER && stdin.isPaused() && !ended) stdin.resume();
+            done();
+          },
+          fail,
+        );
+      };
+      stdin.on('data', (chunk: Buffer) => {
+        let start = 0;
+        for (let nl = chunk.indexOf(10); nl >= 0; nl = chunk.indexOf(10, start)) {
+          const piece = chunk.subarray(start, nl);
+          if (partial.length > 0) {
+            partial.push(piece);
+            send(Buffer.concat(partial));
+            partial = [];
+          } else {
+            send(piece);
+          }
+          start = nl + 1;
+        }
+        if (start < chunk.length) partial.push(Buffer.from(chunk.subarray(start)));
+        if (inFlight >= LINES_HIGH_WATER) stdin.pause();
+      });
+      stdin.on('end', () => {
+        if (partial.length > 0) send(Buffer.concat(partial));
+        partial = [];
+        ended = true;
+        done();
+      });
+      stdin.on('error', fail);
+      client.closed().then((err) => {
+        if (err) fail(err);
+      });
+    });
+  });
+}
+
+function waitMs(p: ParsedArgs): number {
+  const w = str(p, 'wait');
+  if (w === undefined) return 0;
+  const secs = Number(w);
+  if (w.trim() === '' || !Number.isFinite(secs) || secs < 0) throw usageError(`--wait needs a number of seconds, got '${w}'`);
+  return Math.round(secs * 1000);
+}
+
+const get: Command = async (p) => {
+  check(p, 'GET', [1, 2], ['wait']);
+  const [queue, file] = p.args;
+  const wait = waitMs(p);
+  return withClient(p, async (client) => {
+    const data = await client.get(queue, { wait });
+    if (data === null) {
+      emptyNotice(queue, wait > 0);
+      return EXIT.EMPTY;
+    }
+    await writeResult(data, file);
+    return EXIT.OK;
+  });
+};
+
+const peek: Command = async (p) => {
+  check(p, 'PEEK', [1, 2]);
+  const [queue, file] = p.args;
+  return withClient(p, async (client) => {
+    const data = await client.peek(queue);
+    if (data === null) {
+      emptyNotice(queue, false);
+      return EXIT.EMPTY;
+    }
+    await writeResult(data, file);
+    return EXIT.OK;
+  });
+};
+
+function positiveInt(p: ParsedArgs, name: string): number | undefined {
+  const v = str(p, name);
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v))) throw usageError(`--${name} needs a whole number of at least 1, got '${v}'`);
+  return Number(v);
+}
+
+const on: Command = async (p) => {
+  check(p, 'ON', [1, 1], ['count', 'null', 'prefetch']);
+  const [queue] = p.args;
+  const count = positiveInt(p, 'count');
+  const prefetch = Math.min(positiveInt(p, 'prefetch') ?? 16, count ?? Infinity);
+  const sep = Buffer.from(p.opts.has('null') ? [0] : [10]);
+  return withClient(p, async (client) => {
+    const consumer = client.consume(
+      queue,
+      async (msg) => {
+        // The next message (and the credit for more) waits until this one is written out.
+        process.stdout.write(msg.data);
+        await writeOut(sep);
+      },
+      { prefetch, max: count },
+    );
+    let interrupts = 0;
+    const onSignal = () => {
+      interrupts++;
+      if (interrupts > 1) process.exit(130);
+      // Stop new pushes but print what already arrived: nothing taken from the queue is lost.
+      void consumer.drain();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      await consumer.closed;
+    } finally {
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+    }
+    return EXIT.OK;
+  });
+};
+
+const len: Command = async (p) => {
+  check(p, 'LEN', [1, 1]);
+  return withClient(p, async (client) => {
+    await writeOut(`${await client.len(p.args[0])}\n`);
+    return EXIT.OK;
+  });
+};
+
+const purge: Command = async (p) => {
+  check(p, 'PURGE', [1, 1]);
+  return withClient(p, async (client) => {
+    await writeOut(`${await client.purge(p.args[0])}\n`);
+    return EXIT.OK;
+  });
+};
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]))).join('  ')).join('\n') + '\n';
+}
+
+const queues: Command = async (p) => {
+  check(p, 'QUEUES', [0, 0], ['json']);
+  return withClient(p, async (client) => {
+    const list = await client.queues();
+    if (p.opts.has('json')) await writeOut(JSON.stringify(list) + '\n');
+    else if (list.length === 0) await writeOut('');
+    else await writeOut(table([['QUEUE', 'READY', 'CONSUMERS'], ...list.map((q) => [q.name, String(q.ready), String(q.consumers)])]));
+    return EXIT.OK;
+  });
+};
+
+const stats: Command = async (p) => {
+  check(p, 'STATS', [0, 0], ['json']);
+  return withClient(p, async (client) => {
+    const s = await client.stats();
+    if (p.opts.has('json')) await writeOut(JSON.stringify(s, null, 2) + '\n');
+    else await writeOut(table(Object.entries(s).map(([k, v]) => [k, String(v)])));
+    return EXIT.OK;
+  });
+};
+
+const ping: Command = async (p) => {
+  check(p, 'PING', [0, 0]);
+  return withClient(p, async (client) => {
+    const ms = await client.ping();
+    await writeOut(`PONG from ${client.options.host}:${client.options.port} in ${ms.toFixed(2)} ms\n`);
+    return EXIT.OK;
+  });
+};
+
+const COMMANDS: Record<string, Command> = { PUT: put, GET: get, ON: on, PEEK: peek, LEN: len, PURGE: purge, QUEUES: queues, STATS: stats, PING: ping };
+
+/** Resolves with the exit code of running `verb` (upper case, known) with the parsed arguments. */
+export async function runCommand(verb: string, p: ParsedArgs): Promise<number> {
+  // A reader that went away (`beuss ON q | head -1`) is a normal end, not a crash.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(EXIT.OK);
+  });
+  return COMMANDS[verb](p);
+}

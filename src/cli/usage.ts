@@ -1,0 +1,75 @@
+// The help texts of `beuss`, one per verb plus the overview.
+
+/** Usage line and description of each verb, by upper-case name. */
+export const VERBS: Record<string, { usage: string; about: string; options?: string[] }> = {
+  PUT: {
+    usage: 'beuss PUT <queue> [file]',
+    about: 'Add one message: the whole of stdin (or of file), byte for byte.\nWarns on stderr when the server stored fewer bytes than sent (truncated).',
+    options: ['--lines          send each line of stdin as its own message, as lines arrive'],
+  },
+  GET: {
+    usage: 'beuss GET <queue> [file]',
+    about: 'Take one message and write it to stdout (no newline added) or to file.\nExit code 1 when the queue is empty.',
+    options: ['--wait <seconds>  wait up to this long on the server for a message (decimals allowed)'],
+  },
+  ON: {
+    usage: 'beuss ON <queue>',
+    about: 'Print each message pushed by the server as it arrives, followed by a newline.\nCtrl-C stops cleanly: messages already received are printed first.',
+    options: [
+      '--count <n>       exit after n messages (takes no more than n from the queue)',
+      '-0, --null        end each message with a NUL byte instead of a newline',
+      '--prefetch <n>    messages the server may push ahead of the output (default 16)',
+    ],
+  },
+  PEEK: { usage: 'beuss PEEK <queue> [file]', about: 'Show the message at the head of the queue without taking it.\nExit code 1 when the queue is empty.' },
+  LEN: { usage: 'beuss LEN <queue>', about: 'Print the number of messages ready in the queue.' },
+  PURGE: { usage: 'beuss PURGE <queue>', about: 'Delete every message of the queue; print how many were deleted.' },
+  QUEUES: { usage: 'beuss QUEUES', about: 'List the queues: name, ready messages, consumers.', options: ['--json           print JSON'] },
+  STATS: { usage: 'beuss STATS', about: "Print the server's counters.", options: ['--json           print JSON'] },
+  PING: { usage: 'beuss PING', about: 'Check that the server answers; print the round-trip time.' },
+};
+
+const COMMON = `Options for every command:
+  --host <host>     server host (default: $BHOST, then localhost)
+  --port <port>     server port (default: $BPORT, then 6552)
+  -h, --help        show help
+  -V, --version     show the version`;
+
+const EXIT_CODES = `Exit codes:
+  0  done
+  1  queue empty, or --wait timed out
+  2  usage error (bad command, option or queue name)
+  3  cannot reach the server, or the connection was lost
+  4  refused by the server (its error code and text are on stderr)
+  5  other failure (local file error, protocol violation)`;
+
+/** Returns the overview help text. */
+export function usage(): string {
+  const lines = ['Usage: beuss <command> [arguments] [options]', '', 'Commands (case-insensitive):'];
+  for (const v of Object.values(VERBS)) lines.push(`  ${v.usage.padEnd(28)} ${v.about.split('\n')[0]}`);
+  lines.push(
+    '',
+    'Examples:',
+    '  echo "my-message-content" | beuss PUT jobs',
+    '  beuss GET jobs out.bin',
+    '  beuss ON jobs',
+    '  tail -f app.log | beuss PUT logs --lines',
+    "  while beuss GET jobs > job.bin; do ./work job.bin; done",
+    '',
+    COMMON,
+    '',
+    EXIT_CODES,
+    '',
+    "Run 'beuss <command> --help' for a command's options.",
+  );
+  return lines.join('\n') + '\n';
+}
+
+/** Returns the help text of one verb. */
+export function verbUsage(verb: string): string {
+  const v = VERBS[verb];
+  const lines = [`Usage: ${v.usage} [options]`, '', v.about];
+  if (v.options) lines.push('', 'Options:', ...v.options.map((o) => '  ' + o));
+  lines.push('', COMMON, '', EXIT_CODES);
+  return lines.join('\n') + '\n';
+}
