@@ -1,0 +1,186 @@
+// The server's configuration: defaults, then environment variables, then
+// command-line flags (flags win). Every bad value is one UsageError whose
+// message names the flag or variable, for main to print as one line.
+import type { Oversize } from '../native.js';
+
+/** Everything beuss-server needs to start. */
+export interface ServerConfig {
+  /** Host or address to listen on. */
+  host: string;
+  /** TCP port; 0 lets the OS choose. */
+  port: number;
+  /** Payload bytes kept per message. */
+  maxMessageSize: number;
+  /** What PUT does past `maxMessageSize`. */
+  oversize: Oversize;
+  /** Open connections served at once; more are refused with `ERR TOO_MANY_CONNECTIONS`. */
+  maxConnections: number;
+  /** Cap on payload bytes held in all queues (PUT over it gets `ERR FULL`); 0 means none. */
+  maxQueuedBytes: number;
+  /** Longest request header line in bytes, line end included. */
+  maxLine: number;
+  /** Milliseconds a stopping server waits for clients to take what they are owed. */
+  shutdownTimeoutMs: number;
+}
+
+/** Default values, except those the engine defines (message size, line length). */
+export const DEFAULTS = {
+  host: 'localhost',
+  port: 6552,
+  oversize: 'truncate' as Oversize,
+  maxConnections: 10_000,
+  // A bus in front of a few MB of heap should not grow to eat the machine
+  // when consumers stall: 1 GiB of payloads, then PUT answers ERR FULL.
+  maxQueuedBytes: 1024 * 1024 * 1024,
+  shutdownTimeoutMs: 5_000,
+};
+
+/** Engine-defined defaults and bounds the parser needs. */
+export interface EngineLimits {
+  DEFAULT_MAX_MESSAGE_SIZE: number;
+  DEFAULT_MAX_LINE: number;
+  MIN_MAX_LINE: number;
+  MAX_MAX_LINE: number;
+}
+
+/** A bad flag, flag value or environment variable; main prints its message and exits with code 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+  readonly code = 'EUSAGE';
+}
+
+/** The outcome of parsing a command line: run, or print help or the version. */
+export type ParsedArgs = { action: 'run'; config: ServerConfig } | { action: 'help' } | { action: 'version' };
+
+// Largest message size accepted: a message is held whole in memory and
+// written in one piece, so keep it well below Node's Buffer limit.
+const MAX_MESSAGE_SIZE_LIMIT = 256 * 1024 * 1024;
+
+const SIZE_SUFFIX: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/** Returns the integer in `text` (decimal, with an optional k/m/g binary suffix when `sizes`), or throws a UsageError naming `what`. */
+function parseInteger(what: string, text: string, min: number, max: number, sizes = false): number {
+  const m = sizes ? /^(\d{1,16})([kKmMgG]?)$/.exec(text.trim()) : /^(\d{1,16})()$/.exec(text.trim());
+  if (!m) {
+    throw new UsageError(`${what}: expected ${sizes ? 'a byte count (e.g. 10240, 64k, 1g)' : 'an integer'}, got '${text}'`);
+  }
+  const v = Number(m[1]) * SIZE_SUFFIX[m[2]!.toLowerCase()]!;
+  if (!Number.isSafeInteger(v) || v < min || v > max) {
+    throw new UsageError(`${what}: must be from ${min} to ${max}, got '${text}'`);
+  }
+  return v;
+}
+
+function parseOversize(what: string, text: string): Oversize {
+  const t = text.trim().toLowerCase();
+  if (t !== 'truncate' && t !== 'reject') throw new UsageError(`${what}: expected 'truncate' or 'reject', got '${text}'`);
+  return t;
+}
+
+function parseHost(what: string, text: string): string {
+  const t = text.trim();
+  if (t === '' || /\s/.test(t)) throw new UsageError(`${what}: expected a host name or address, got '${text}'`);
+  return t;
+}
+
+interface Setting {
+  flag: string;
+  env?: string;
+  apply(c: ServerConfig, what: string, value: string): void;
+}
+
+function settings(limits: EngineLimits): Setting[] {
+  return [
+    { flag: '--host', env: 'BHOST', apply: (c, w, v) => (c.host = parseHost(w, v)) },
+    { flag: '--port', env: 'BPORT', apply: (c, w, v) => (c.port = parseInteger(w, v, 0, 65535)) },
+    {
+      flag: '--max-message-size',
+      env: 'BMAXMESSAGESIZE',
+      apply: (c, w, v) => (c.maxMessageSize = parseInteger(w, v, 1, MAX_MESSAGE_SIZE_LIMIT, true)),
+    },
+    { flag: '--oversize', env: 'BOVERSIZE', apply: (c, w, v) => (c.oversize = parseOversize(w, v)) },
+    {
+      flag: '--max-connections',
+      env: 'BMAXCONNECTIONS',
+      apply: (c, w, v) => (c.maxConnections = parseInteger(w, v, 1, 1_000_000)),
+    },
+    {
+      flag: '--max-queued-bytes',
+      env: 'BMAXQUEUEDBYTES',
+      apply: (c, w, v) => (c.maxQueuedBytes = parseInteger(w, v, 0, Number.MAX_SAFE_INTEGER, true)),
+    },
+    {
+      flag: '--max-line',
+      env: 'BMAXLINE',
+      apply: (c, w, v) => (c.maxLine = parseInteger(w, v, limits.MIN_MAX_LINE, limits.MAX_MAX_LINE, true)),
+    },
+  ];
+}
+
+/**
+ * Returns what the command line asks for: the configuration to run with
+ * (defaults, overridden by `env`, overridden by flags), or help, or the
+ * version. Flags take `--flag value` or `--flag=value`. Throws a UsageError
+ * on an unknown flag, a missing value or a bad value.
+ */
+export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv, limits: EngineLimits): ParsedArgs {
+  const config: ServerConfig = {
+    host: DEFAULTS.host,
+    port: DEFAULTS.port,
+    maxMessageSize: limits.DEFAULT_MAX_MESSAGE_SIZE,
+    oversize: DEFAULTS.oversize,
+    maxConnections: DEFAULTS.maxConnections,
+    maxQueuedBytes: DEFAULTS.maxQueuedBytes,
+    maxLine: limits.DEFAULT_MAX_LINE,
+    shutdownTimeoutMs: DEFAULTS.shutdownTimeoutMs,
+  };
+  const all = settings(limits);
+  for (const s of all) {
+    const v = s.env ? env[s.env] : undefined;
+    if (v !== undefined && v !== '') s.apply(config, `environment variable ${s.env}`, v);
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--help' || arg === '-h') return { action: 'help' };
+    if (arg === '--version' || arg === '-v' || arg === '-V') return { action: 'version' };
+    const eq = arg.indexOf('=');
+    const name = eq > 0 && arg.startsWith('--') ? arg.slice(0, eq) : arg;
+    const s = all.find((x) => x.flag === name);
+    if (!s) throw new UsageError(`unknown argument '${arg}' (see --help)`);
+    let value: string;
+    if (eq > 0 && arg.startsWith('--')) {
+      value = arg.slice(eq + 1);
+    } else {
+      if (i + 1 >= argv.length) throw new UsageError(`${name}: missing value`);
+      value = argv[++i]!;
+    }
+    s.apply(config, name, value);
+  }
+  return { action: 'run', config };
+}
+
+/** Returns the --help text. */
+export function helpText(version: string, limits: EngineLimits): string {
+  return `beuss-server ${version}: an in-memory FIFO message bus (protocol: docs/PROTOCOL.md)
+
+Usage: beuss-server [options]
+
+Options (each overrides its environment variable):
+  --host <host>              listen address            BHOST            (default ${DEFAULTS.host})
+  --port <port>              TCP port, 0 = any free    BPORT            (default ${DEFAULTS.port})
+  --max-message-size <n>     bytes kept per message    BMAXMESSAGESIZE  (default ${limits.DEFAULT_MAX_MESSAGE_SIZE})
+  --oversize truncate|reject PUT past the maximum:     BOVERSIZE        (default ${DEFAULTS.oversize})
+                             keep the first bytes and reply OK <stored>, or reply ERR TOO_LARGE
+  --max-connections <n>      clients at once           BMAXCONNECTIONS  (default ${DEFAULTS.maxConnections})
+  --max-queued-bytes <n>     payload bytes held in all BMAXQUEUEDBYTES  (default ${DEFAULTS.maxQueuedBytes}, 1 GiB;
+                             queues; PUT past it gets ERR FULL            0 = no cap)
+  --max-line <n>             request header line bytes BMAXLINE         (default ${limits.DEFAULT_MAX_LINE})
+  -h, --help                 print this help and exit
+  -v, --version              print the version and exit
+
+Sizes accept a k, m or g suffix (powers of 1024). SIGINT or SIGTERM stops the
+server: it stops accepting, answers what it owes, then exits with code 0.
+Exit codes: 0 stopped cleanly, 1 could not start (address in use, engine not
+built), 2 bad argument or environment variable.
+`;
+}

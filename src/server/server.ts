@@ -1,0 +1,364 @@
+// The beuss server: TCP sockets in front of one native engine. JavaScript
+// moves chunks, never single messages: a socket's chunk goes to
+// engine.feed() in one call, and the engine's output for every connection
+// comes back as one Buffer plus an index (see src/native.ts), which is
+// written to the sockets concerned. This file also owns backpressure, the
+// engine's timer, the connection cap and the graceful stop.
+import * as net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { Engine, type EngineStats } from '../native.js';
+import type { ServerConfig } from './config.js';
+
+/** Returns the engine's clock: monotonic integer milliseconds. */
+function now(): number {
+  return Math.floor(performance.now());
+}
+
+// Socket errors that only mean the peer went away: not worth a log line.
+const QUIET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
+
+// A socket we ended is destroyed if its peer has neither read what is left
+// nor closed after this long, so a client that stops reading cannot pin it.
+const LINGER_MS = 10_000;
+
+/** One client connection and the state that decides whether we read it. */
+class Conn {
+  /** socket.write() returned false: wait for 'drain'. */
+  writeBlocked = false;
+  /** The engine side is paused (by us on writeBlocked, or by the engine with OUT_FULL) and needs resume(). */
+  engineHeld = false;
+  /** The connection waits in a GET WAIT (OUT_WAITING): do not read. */
+  waiting = false;
+  /** The client half-closed its side: finish once nothing more is owed. */
+  readEnded = false;
+  /** We ended the socket and closed the engine connection. */
+  done = false;
+  /** A resume is scheduled with setImmediate. */
+  resumeScheduled = false;
+
+  constructor(
+    readonly id: number,
+    readonly socket: net.Socket,
+  ) {}
+}
+
+/** A beuss-server: listens, serves the wire protocol, stops gracefully. */
+export class BeussServer {
+  readonly #config: ServerConfig;
+  readonly #log: (line: string) => void;
+  readonly #engine: Engine;
+  readonly #server: net.Server;
+  // Indexed by engine connection id (small integers, reused after close).
+  readonly #conns: Array<Conn | undefined> = [];
+  #count = 0;
+  // Every socket not yet closed, served or refused: the stop waits for them.
+  readonly #sockets = new Set<net.Socket>();
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = -1;
+  #stopping = false;
+  #stopped: Promise<void> | undefined;
+  #onAllClosed: (() => void) | undefined;
+  #final: EngineStats | undefined;
+  readonly #OUT_CLOSE: number;
+  readonly #OUT_FULL: number;
+  readonly #OUT_WAITING: number;
+
+  /** Creates a server with its engine; `log` receives one line per unexpected error. Throws if the engine cannot be created. */
+  constructor(config: ServerConfig, log: (line: string) => void) {
+    this.#config = config;
+    this.#log = log;
+    this.#engine = new Engine(
+      {
+        maxMessageSize: config.maxMessageSize,
+        oversize: config.oversize,
+        maxQueuedBytes: config.maxQueuedBytes,
+        maxLine: config.maxLine,
+      },
+      now(),
+    );
+    const k = this.#engine.constants;
+    this.#OUT_CLOSE = k.OUT_CLOSE;
+    this.#OUT_FULL = k.OUT_FULL;
+    this.#OUT_WAITING = k.OUT_WAITING;
+    // allowHalfOpen: a client may send its requests, shut down its side and
+    // still read every reply it is owed.
+    this.#server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => this.#onConnection(s));
+  }
+
+  /** Returns the bound address once the server listens on the configured host and port. */
+  listen(): Promise<net.AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.#server.once('error', onError);
+      this.#server.listen({ host: this.#config.host, port: this.#config.port }, () => {
+        this.#server.off('error', onError);
+        this.#server.on('error', (err) => this.#log(`server error: ${err.message}`));
+        resolve(this.#server.address() as net.AddressInfo);
+      });
+    });
+  }
+
+  /**
+   * Stops the server: refuses new connections, stops reading requests,
+   * writes what is owed (replies to requests already read; a GET still
+   * waiting gets `ERR SHUTTING_DOWN`), ends every socket, and resolves once
+   * all are closed or `shutdownTimeoutMs` has passed (the rest are
+   * destroyed). Calling it again returns the same promise.
+   */
+  stop(): Promise<void> {
+    if (this.#stopped) return this.#stopped;
+    this.#stopping = true;
+    this.#server.close();
+    this.#stopped = new Promise<void>((resolve) => {
+      const hard = setTimeout(() => {
+        for (const s of this.#sockets) s.destroy();
+      }, this.#config.shutdownTimeoutMs);
+      this.#onAllClosed = () => {
+        clearTimeout(hard);
+        if (this.#timer) clearTimeout(this.#timer);
+        this.#final = this.#engine.stats();
+        this.#engine.free();
+        resolve();
+      };
+      for (const c of this.#conns) if (c) this.#settle(c);
+      this.#checkAllClosed();
+    });
+    return this.#stopped;
+  }
+
+  /** Returns the engine's counters (after a stop: as they were when it completed). */
+  stats(): EngineStats {
+    return this.#final ?? this.#engine.stats();
+  }
+
+  #checkAllClosed(): void {
+    if (this.#onAllClosed === undefined || this.#sockets.size > 0) return;
+    // On the next turn: the last socket's other 'close' listeners still
+    // need the engine to unregister it.
+    setImmediate(() => {
+      if (this.#onAllClosed === undefined || this.#sockets.size > 0) return;
+      const f = this.#onAllClosed;
+      this.#onAllClosed = undefined;
+      f();
+    });
+  }
+
+  #onConnection(socket: net.Socket): void {
+    this.#sockets.add(socket);
+    socket.on('close', () => {
+      this.#sockets.delete(socket);
+      this.#checkAllClosed();
+    });
+    if (this.#stopping) {
+      socket.on('error', () => {});
+      socket.end('ERR SHUTTING_DOWN the server is stopping\r\n');
+      this.#linger(socket);
+      return;
+    }
+    if (this.#count >= this.#config.maxConnections) {
+      socket.on('error', () => {});
+      socket.end(`ERR TOO_MANY_CONNECTIONS the server serves at most ${this.#config.maxConnections} connections\r\n`);
+      this.#linger(socket);
+      return;
+    }
+    let id: number;
+    try {
+      id = this.#engine.open();
+    } catch (err) {
+      this.#log(`cannot register a connection: ${(err as Error).message}`);
+      socket.on('error', () => {});
+      socket.end('ERR INTERNAL the server is out of memory\r\n');
+      this.#linger(socket);
+      return;
+    }
+    const c = new Conn(id, socket);
+    this.#conns[id] = c;
+    this.#count++;
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    socket.on('data', (chunk: Buffer) => this.#socketOnData(c, chunk));
+    socket.on('drain', () => this.#socketOnDrain(c));
+    socket.on('end', () => this.#socketOnEnd(c));
+    socket.on('error', (err: NodeJS.ErrnoException) => this.#socketOnError(c, err));
+    socket.on('close', () => this.#socketOnClose(c));
+  }
+
+  #socketOnData(c: Conn, chunk: Buffer): void {
+    if (c.done) return;
+    const out = this.#engine.feed(c.id, chunk, now());
+    const st = this.#engine.status;
+    this.#run(out);
+    if (st !== 0) {
+      // The engine could not keep this connection's input (out of memory,
+      // or input past its bound while paused): it has lost sync, drop it.
+      this.#log(`connection ${c.id}: dropped, engine status ${st === this.#engine.constants.ENOMEM ? 'ENOMEM' : 'EOVERFLOW'}`);
+      this.#finish(c, true);
+    }
+  }
+
+  #socketOnDrain(c: Conn): void {
+    if (c.done) return;
+    c.writeBlocked = false;
+    this.#resumeEngine(c);
+    this.#settle(c);
+  }
+
+  #socketOnEnd(c: Conn): void {
+    c.readEnded = true;
+    this.#settle(c);
+  }
+
+  #socketOnError(c: Conn, err: NodeJS.ErrnoException): void {
+    if (!QUIET_ERRORS.has(err.code ?? '')) this.#log(`connection ${c.id}: ${err.message}`);
+    // 'close' follows and unregisters.
+  }
+
+  #socketOnClose(c: Conn): void {
+    if (!c.done) this.#unregister(c);
+  }
+
+  /** Writes the engine's output to the sockets concerned and acts on its flags, then re-arms the timer. */
+  #run(out: Buffer | undefined): void {
+    if (out !== undefined) this.#dispatch(out);
+    this.#armTimer();
+  }
+
+  #dispatch(out: Buffer): void {
+    const ix = this.#engine.index;
+    const n = ix[0]!;
+    // Connections whose state changed: handled after the loop, since that
+    // calls the engine again, which rewrites the index and the output.
+    let todo: Conn[] | undefined;
+    for (let i = 0, p = 2; i < n; i++, p += 4) {
+      const c = this.#conns[ix[p]!];
+      if (c === undefined || c.done) continue;
+      const off = ix[p + 1]!;
+      const len = ix[p + 2]!;
+      const flags = ix[p + 3]!;
+      let changed = flags !== 0;
+      if (len > 0) {
+        const data = off === 0 && len === out.length ? out : out.subarray(off, off + len);
+        if (!c.socket.write(data) && !c.writeBlocked) {
+          c.writeBlocked = true;
+          changed = true;
+        }
+      }
+      const waiting = (flags & this.#OUT_WAITING) !== 0;
+      if (waiting !== c.waiting) {
+        c.waiting = waiting;
+        changed = true;
+      }
+      if (flags & this.#OUT_FULL) c.engineHeld = true;
+      if (flags & this.#OUT_CLOSE) {
+        (todo ??= []).push(c);
+        c.readEnded = true;
+        c.done = true; // set now so that nothing more is written to it
+        continue;
+      }
+      if (changed) (todo ??= []).push(c);
+    }
+    if (todo === undefined) return;
+    for (const c of todo) {
+      if (c.done) {
+        if (this.#conns[c.id] === c) this.#finish(c, false);
+        continue;
+      }
+      this.#settle(c);
+    }
+  }
+
+  /** Brings a connection in line with its state: engine paused while its socket is full, reading only when nothing holds it, finished when owed nothing more. */
+  #settle(c: Conn): void {
+    if (c.done) return;
+    if (c.writeBlocked && !c.engineHeld) {
+      c.engineHeld = true;
+      this.#run(this.#engine.pause(c.id));
+      if (c.done) return;
+    } else if (c.engineHeld && !c.writeBlocked && !c.resumeScheduled) {
+      // An engine-made pause (OUT_FULL) whose data the socket took at once:
+      // resume on the next turn, so other sockets get their turn first.
+      c.resumeScheduled = true;
+      setImmediate(() => {
+        c.resumeScheduled = false;
+        if (!c.done && !c.writeBlocked) this.#resumeEngine(c);
+        this.#settle(c);
+      });
+    }
+    if (this.#stopping || c.readEnded) {
+      // Nothing more will be read. A GET still waiting at a stop is answered
+      // with SHUTTING_DOWN; otherwise finish once the engine holds nothing
+      // more for this connection (no pause pending, no wait).
+      if (this.#stopping && c.waiting) {
+        c.socket.write('ERR SHUTTING_DOWN the server is stopping\r\n');
+        this.#finish(c, false);
+      } else if (!c.waiting && !c.engineHeld) {
+        this.#finish(c, false);
+      } else if (!c.socket.isPaused()) {
+        c.socket.pause();
+      }
+      return;
+    }
+    const read = !c.writeBlocked && !c.waiting && !c.engineHeld;
+    if (read) {
+      if (c.socket.isPaused()) c.socket.resume();
+    } else if (!c.socket.isPaused()) {
+      c.socket.pause();
+    }
+  }
+
+  #resumeEngine(c: Conn): void {
+    if (!c.engineHeld || c.done) return;
+    c.engineHeld = false;
+    this.#run(this.#engine.resume(c.id, now()));
+  }
+
+  /** Ends (or destroys) a connection's socket after what was written, and closes its engine connection. */
+  #finish(c: Conn, destroy: boolean): void {
+    c.done = true;
+    if (destroy) {
+      c.socket.destroy();
+    } else {
+      c.socket.end();
+      this.#linger(c.socket);
+    }
+    this.#unregister(c);
+  }
+
+  #unregister(c: Conn): void {
+    c.done = true;
+    if (this.#conns[c.id] !== c) return;
+    this.#conns[c.id] = undefined;
+    this.#count--;
+    // Closing may hand a waiting consumer's turn to others: write that.
+    this.#run(this.#engine.close(c.id, now()));
+  }
+
+  #linger(socket: net.Socket): void {
+    // Read and discard whatever the client still sends until it closes:
+    // closing with unread input would reset the connection, and the client
+    // could lose the last reply (an ERR that explains the close).
+    socket.resume();
+    const t = setTimeout(() => socket.destroy(), this.#stopping ? this.#config.shutdownTimeoutMs : LINGER_MS);
+    t.unref();
+    socket.once('close', () => clearTimeout(t));
+  }
+
+  /** Arms the single engine timer at engine.nextDeadline(). */
+  #armTimer(): void {
+    if (this.#stopped && this.#onAllClosed === undefined) return;
+    const at = this.#engine.nextDeadline();
+    if (at === this.#timerAt) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = at;
+    if (at < 0) return;
+    // +1: setTimeout may fire a little early relative to our floored clock.
+    this.#timer = setTimeout(() => this.#onTimer(), Math.max(0, at - now()) + 1);
+  }
+
+  #onTimer(): void {
+    this.#timer = undefined;
+    this.#timerAt = -1;
+    this.#run(this.#engine.tick(now()));
+  }
+}
