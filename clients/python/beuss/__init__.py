@@ -1,0 +1,73 @@
+"""beuss: the Python client of the beuss message bus.
+
+A blocking client (:func:`connect`) and an asyncio one (:mod:`beuss.aio`), in
+pure standard-library Python, speaking the wire protocol of
+docs/PROTOCOL.md::
+
+    import beuss
+
+    with beuss.connect() as c:              # BHOST/BPORT, then localhost:6552
+        c.put("jobs", b"hello")             # -> 5, the bytes stored
+        c.get("jobs")                       # -> b"hello", or None when empty
+        for msg in c.consume("jobs"):       # server push, credit flow control
+            print(msg.queue, msg.data)
+"""
+
+from ._config import DEFAULT_HOST, DEFAULT_PORT
+from ._protocol import MAX_QUEUE_NAME, QueueInfo, queue_name_problem
+from .client import DEFAULT_PREFETCH, MAX_PREFETCH, Client, Consumer, connect
+from .errors import (
+    AlreadySubscribedError,
+    BadArgsError,
+    BadFrameError,
+    BadNumberError,
+    BadQueueNameError,
+    BeussError,
+    ConnectionError,
+    FullError,
+    InternalServerError,
+    InvalidArgumentError,
+    LineTooLongError,
+    NotSubscribedError,
+    ProtocolError,
+    ServerError,
+    ShuttingDownError,
+    TooLargeError,
+    TooManyConnectionsError,
+    UnknownCommandError,
+)
+from .message import Message
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "connect",
+    "Client",
+    "Consumer",
+    "Message",
+    "QueueInfo",
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "DEFAULT_PREFETCH",
+    "MAX_PREFETCH",
+    "MAX_QUEUE_NAME",
+    "queue_name_problem",
+    "BeussError",
+    "ServerError",
+    "ConnectionError",
+    "ProtocolError",
+    "InvalidArgumentError",
+    "LineTooLongError",
+    "BadFrameError",
+    "BadNumberError",
+    "UnknownCommandError",
+    "BadArgsError",
+    "BadQueueNameError",
+    "TooLargeError",
+    "FullError",
+    "NotSubscribedError",
+    "AlreadySubscribedError",
+    "TooManyConnectionsError",
+    "ShuttingDownError",
+    "InternalServerError",
+]

@@ -1,0 +1,276 @@
+"""The wire protocol of docs/PROTOCOL.md, without I/O.
+
+Encoders turn calls into request bytes; ``ReplyParser`` turns the bytes the
+server sends, split in any way, into replies and pushed messages. The sync and
+asyncio clients share this module and differ only in how they move bytes.
+"""
+
+import math
+import re
+from functools import lru_cache
+from typing import Dict, List, NamedTuple, Optional, Tuple, Union
+
+from .errors import BadQueueNameError, InvalidArgumentError, ProtocolError
+
+#: Payload types ``put`` accepts; ``str`` is sent as UTF-8.
+Data = Union[bytes, bytearray, memoryview, str]
+#: Queue names may be given as ``str`` (sent as UTF-8) or ``bytes``.
+QueueName = Union[str, bytes]
+
+# Reply kinds: the first item of every tuple ReplyParser.next() returns.
+OK = "OK"  # ("OK", [token bytes...])
+ERR = "ERR"  # ("ERR", code, text)
+MSG = "MSG"  # ("MSG", payload)
+EMPTY = "EMPTY"  # ("EMPTY",)
+DATA = "DATA"  # ("DATA", payload)
+PONG = "PONG"  # ("PONG",)
+PUSH = "PUSH"  # ("PUSH", queue bytes, payload): not a reply, a delivery
+
+Reply = Tuple  # one of the shapes above
+
+# The longest queue name the protocol allows (PROTOCOL.md, Framing).
+MAX_QUEUE_NAME = 255
+# Longest reply header line accepted. Server lines are short (an ERR text, a
+# PUSH with a 255-byte queue name); a bound keeps a broken peer from making
+# the client buffer without limit while it looks for a line end.
+MAX_REPLY_LINE = 64 * 1024
+# Longest reply payload accepted: DATA documents (QUEUES with many queues)
+# can be large, but a length beyond this is a broken stream, not a reply.
+MAX_REPLY_PAYLOAD = 1 << 34
+# Largest number the protocol carries: 19 decimal digits.
+MAX_NUMBER = 10 ** 19 - 1
+
+_QUEUE_RE = re.compile(rb"[\x21-\x7e\x80-\xff]{1,255}")
+
+
+def queue_name_problem(name: QueueName) -> Optional[str]:
+    """Returns None if ``name`` (str or bytes) is a valid queue name, else the reason it is not."""
+    try:
+        queue_bytes(name)
+    except BadQueueNameError as e:
+        return e.server_text
+    return None
+
+
+def _raw_problem(raw: bytes) -> Optional[str]:
+    if _QUEUE_RE.fullmatch(raw) is not None:
+        return None
+    if not raw:
+        return "queue name is empty"
+    if len(raw) > MAX_QUEUE_NAME:
+        return f"queue name is {len(raw)} bytes long; the limit is {MAX_QUEUE_NAME}"
+    bad = next(b for b in raw if not (0x21 <= b <= 0x7E or b >= 0x80))
+    what = {0x20: "a space", 0x09: "a tab"}.get(bad, f"control character 0x{bad:02x}")
+    return f"queue name {raw!r} contains {what}; names are printable characters without spaces"
+
+
+@lru_cache(maxsize=4096)
+def queue_bytes(name: QueueName) -> bytes:
+    """Returns the wire form of a queue name, or raises ``BadQueueNameError``.
+
+    Names are checked before sending because a space or line end inside one
+    would split the request line and desynchronise the connection. A ``str``
+    is encoded as UTF-8 (``surrogateescape``, so names read from ``queues()``
+    round-trip even when they are not UTF-8).
+    """
+    if isinstance(name, str):
+        try:
+            raw = name.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raise BadQueueNameError("BAD_QUEUE_NAME", f"queue name {name!r} is not valid Unicode (lone surrogate)") from None
+    elif isinstance(name, bytes):
+        raw = name
+    else:
+        raise BadQueueNameError("BAD_QUEUE_NAME", f"queue name must be str or bytes, got {type(name).__name__}")
+    problem = _raw_problem(raw)
+    if problem is not None:
+        raise BadQueueNameError("BAD_QUEUE_NAME", problem)
+    return raw
+
+
+def payload_bytes(data: Data) -> bytes:
+    """Returns ``data`` as bytes: ``str`` is encoded as UTF-8."""
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    raise InvalidArgumentError(f"message must be bytes, bytearray, memoryview or str, got {type(data).__name__}")
+
+
+def check_int(value: int, what: str, lo: int, hi: int) -> int:
+    """Returns ``value`` if it is an int from ``lo`` to ``hi``, else raises ``InvalidArgumentError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise InvalidArgumentError(f"{what} must be an integer from {lo} to {hi}, got {value!r}")
+    return value
+
+
+def seconds_to_ms(seconds: float, what: str) -> int:
+    """Returns a duration in seconds (int or float) as whole milliseconds, rounded up.
+
+    Rounding up keeps a tiny positive wait from becoming "do not wait".
+    """
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or math.isnan(seconds)
+        or math.isinf(seconds)
+        or seconds < 0
+    ):
+        raise InvalidArgumentError(f"{what} must be a finite number of seconds >= 0, got {seconds!r}")
+    return check_int(math.ceil(seconds * 1000), what + " in milliseconds", 0, MAX_NUMBER)
+
+
+def encode_put(queue: bytes, data: bytes) -> bytes:
+    """Returns the bytes of ``PUT <queue> <len>`` with its payload."""
+    return b"PUT %s %d\r\n%s\r\n" % (queue, len(data), data)
+
+
+def encode(*tokens: Union[bytes, int]) -> bytes:
+    """Returns one request line made of the given tokens (bytes or ints)."""
+    return b" ".join(t if isinstance(t, bytes) else b"%d" % t for t in tokens) + b"\r\n"
+
+
+class QueueInfo(NamedTuple):
+    """One line of ``QUEUES``: a queue's name, ready messages and ``ON`` consumers."""
+
+    name: str
+    ready: int
+    consumers: int
+
+
+def parse_queues(doc: bytes) -> List[QueueInfo]:
+    """Returns the queues listed in a ``QUEUES`` document, in the server's (name) order.
+
+    Names are decoded as UTF-8 with ``surrogateescape``, so a non-UTF-8 name
+    encodes back to the same bytes. Extra fields, reserved for later
+    versions, are ignored.
+    """
+    out: List[QueueInfo] = []
+    for line in doc.split(b"\n"):
+        if not line:
+            continue
+        fields = line.split()
+        if len(fields) < 3:
+            raise ProtocolError(f"bad QUEUES line from the server: {line[:200]!r}")
+        try:
+            out.append(QueueInfo(fields[0].decode("utf-8", "surrogateescape"), int(fields[1]), int(fields[2])))
+        except ValueError:
+            raise ProtocolError(f"bad QUEUES line from the server: {line[:200]!r}") from None
+    return out
+
+
+#: What ``stats()`` returns: ints for numeric values, str otherwise.
+Stats = Dict[str, Union[int, str]]
+
+
+def parse_stats(doc: bytes) -> Stats:
+    """Returns the ``STATS`` document as a dict; decimal values become ints."""
+    out: Stats = {}
+    for line in doc.decode("utf-8", "replace").split("\n"):
+        key, _, value = line.strip().partition(" ")
+        if not key:
+            continue
+        value = value.strip()
+        out[key] = int(value) if value.isdigit() else value
+    return out
+
+
+def _length(token: bytes, line: bytes) -> int:
+    if not token.isdigit() or len(token) > 19:
+        raise ProtocolError(f"bad length in reply from the server: {line[:200]!r}")
+    n = int(token)
+    if n > MAX_REPLY_PAYLOAD:
+        raise ProtocolError(f"reply length {n} from the server is beyond any sane size: {line[:200]!r}")
+    return n
+
+
+class ReplyParser:
+    """Incremental parser of what the server sends.
+
+    ``feed()`` the bytes as they arrive, in any split, then call ``next()``
+    until it returns ``None`` (it needs more bytes). Each other result is a
+    tuple whose first item is one of ``OK``, ``ERR``, ``MSG``, ``EMPTY``,
+    ``DATA``, ``PONG`` (replies, in request order) or ``PUSH`` (a delivery to
+    an ``ON`` subscription, never a reply). Broken input raises
+    ``ProtocolError``; the parser is then unusable, like the stream.
+    """
+
+    __slots__ = ("_buf", "_pos")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+
+    def feed(self, data: bytes) -> None:
+        """Appends bytes received from the server."""
+        if self._pos:
+            # Drop consumed bytes in batches, not per reply: cheap amortised.
+            if self._pos == len(self._buf):
+                self._buf.clear()
+                self._pos = 0
+            elif self._pos > 65536:
+                del self._buf[: self._pos]
+                self._pos = 0
+        self._buf += data
+
+    @property
+    def buffered(self) -> int:
+        """Returns the number of received bytes not yet returned as replies."""
+        return len(self._buf) - self._pos
+
+    def next(self) -> Optional[Reply]:
+        """Returns the next complete reply or push, or ``None`` if more bytes are needed."""
+        buf = self._buf
+        pos = self._pos
+        nl = buf.find(b"\n", pos)
+        if nl < 0:
+            if len(buf) - pos > MAX_REPLY_LINE:
+                raise ProtocolError(f"reply line from the server longer than {MAX_REPLY_LINE} bytes")
+            return None
+        end = nl - 1 if nl > pos and buf[nl - 1] == 13 else nl
+        line = bytes(buf[pos:end])
+        word, _, rest = line.partition(b" ")
+        if word == b"OK":
+            self._pos = nl + 1
+            return (OK, rest.split())
+        if word == b"MSG" or word == b"DATA" or word == b"PUSH":
+            args = rest.split()
+            if word == b"PUSH":
+                if len(args) != 2:
+                    raise ProtocolError(f"bad PUSH line from the server: {line[:200]!r}")
+                n = _length(args[1], line)
+            else:
+                if len(args) != 1:
+                    # Leased messages (a later protocol version) add fields.
+                    raise ProtocolError(f"unexpected {word.decode()} line from the server: {line[:200]!r}")
+                n = _length(args[0], line)
+            start = nl + 1
+            stop = start + n
+            if len(buf) <= stop:
+                return None
+            if buf[stop] == 10:
+                after = stop + 1
+            elif buf[stop] == 13:
+                if len(buf) <= stop + 1:
+                    return None
+                if buf[stop + 1] != 10:
+                    raise ProtocolError(f"payload from the server not followed by a line end after {line[:200]!r}")
+                after = stop + 2
+            else:
+                raise ProtocolError(f"payload from the server not followed by a line end after {line[:200]!r}")
+            payload = bytes(buf[start:stop])
+            self._pos = after
+            if word == b"PUSH":
+                return (PUSH, args[0], payload)
+            return (MSG if word == b"MSG" else DATA, payload)
+        self._pos = nl + 1
+        if word == b"EMPTY" and not rest:
+            return (EMPTY,)
+        if word == b"PONG" and not rest:
+            return (PONG,)
+        if word == b"ERR":
+            code, _, text = rest.partition(b" ")
+            return (ERR, code.decode("ascii", "replace"), text.strip().decode("utf-8", "replace"))
+        raise ProtocolError(f"unexpected line from the server: {line[:200]!r}")

@@ -1,0 +1,599 @@
+"""The asyncio beuss client: the same operations as :mod:`beuss` as coroutines, and ``async for`` consumers.
+
+::
+
+    import beuss.aio
+
+    async with beuss.aio.connect() as c:           # BHOST/BPORT, then localhost:6552
+        await c.put("jobs", b"hello")
+        print(await c.get("jobs", wait=1.0))
+        async with c.consume("jobs", prefetch=64) as consumer:
+            async for msg in consumer:
+                print(msg.data)
+
+Calls made concurrently on one client (``asyncio.gather``, several tasks)
+are pipelined: requests made in the same event-loop turn go out in one socket
+write, and each call gets its own reply (replies come in request order).
+"""
+
+import asyncio
+import builtins
+import socket
+import time
+from collections import deque
+from typing import Any, Callable, Deque, Dict, Generator, Iterable, List, Optional, TypeVar
+
+from . import _protocol as P
+from ._config import resolve_address
+from .client import DEFAULT_PREFETCH, MAX_PREFETCH, _msg_or_none, _ok_int, _unexpected
+from .errors import (
+    FATAL_CODES,
+    AlreadySubscribedError,
+    BeussError,
+    ConnectionError,
+    ProtocolError,
+    ServerError,
+    server_error,
+)
+from .message import Message
+
+__all__ = ["Client", "Consumer", "connect", "DEFAULT_PREFETCH", "MAX_PREFETCH"]
+
+# Bytes of pending requests after which they are written at once instead of
+# at the end of the event-loop turn (as the Node.js client's flushThreshold).
+_FLUSH_THRESHOLD = 64 * 1024
+# put_many/get_many wait for the socket to drain every this many bytes, so a
+# huge batch is not all buffered in the transport at once.
+_DRAIN_EVERY = 256 * 1024
+_READ_SIZE = 256 * 1024
+
+T = TypeVar("T")
+
+
+class _Slot:
+    """Where the replies to one call land, in request order (see beuss.client._Slot).
+
+    A call whose coroutine was cancelled leaves its slot behind; its replies
+    still arrive and are matched to it, so later calls get their own.
+    """
+
+    __slots__ = ("n", "replies", "future", "consumer")
+
+    def __init__(self, n: int, future: "Optional[asyncio.Future[List[P.Reply]]]", consumer: "Optional[Consumer]" = None) -> None:
+        self.n = n
+        self.replies: List[P.Reply] = []
+        self.future = future
+        self.consumer = consumer
+
+
+class Client:
+    """A connection to a beuss server for asyncio code; make one with :func:`connect`.
+
+    Every operation is a coroutine. Use the client from the event loop that
+    created it. It is an async context manager that closes on exit.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, port: int) -> None:
+        """Wraps an open stream; use :func:`connect`."""
+        self.host = host
+        self.port = port
+        self._reader = reader
+        self._writer = writer
+        self._loop = asyncio.get_running_loop()
+        self._parser = P.ReplyParser()
+        self._slots: Deque[_Slot] = deque()
+        self._consumers: Dict[bytes, Consumer] = {}
+        self._out: List[bytes] = []
+        self._out_size = 0
+        self._flush_scheduled = False
+        self._closed_reason: Optional[str] = None
+        self._end_error: Optional[BeussError] = None
+        self._ended = self._loop.create_future()
+        self._read_task = self._loop.create_task(self._read_loop())
+
+    # -- lifetime -------------------------------------------------------------------
+
+    async def __aenter__(self) -> "Client":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<beuss.aio.Client {self.host}:{self.port} {'closed' if self.closed else 'open'}>"
+
+    @property
+    def closed(self) -> bool:
+        """Returns True once the client is closed or its connection was lost."""
+        return self._closed_reason is not None
+
+    async def close(self) -> None:
+        """Closes the connection after sending what is pending. Idempotent.
+
+        Calls still waiting for a reply fail with ConnectionError; consumers
+        end, dropping messages pushed but not yet handed out.
+        """
+        if self._closed_reason is None:
+            self._flush()
+            self._end("the client was closed", None)
+        try:
+            await self._writer.wait_closed()
+        except (OSError, asyncio.CancelledError):
+            pass
+
+    async def wait_closed(self) -> Optional[BeussError]:
+        """Returns once the connection has ended: None after :meth:`close`, else the error that ended it."""
+        return await asyncio.shield(self._ended)
+
+    def _end(self, reason: str, error: Optional[BeussError]) -> None:
+        """Closes the socket and fails every call and consumer still waiting."""
+        if self._closed_reason is not None:
+            return
+        self._closed_reason = reason
+        self._end_error = error
+        self._out.clear()
+        self._writer.close()
+        if not self._read_task.done() and asyncio.current_task() is not self._read_task:
+            self._read_task.cancel()
+        for slot in self._slots:
+            if slot.future is not None and not slot.future.done():
+                slot.future.set_exception(self._closed_error())
+        self._slots.clear()
+        for consumer in self._consumers.values():
+            consumer._ended(error if error is not None else None)
+        self._consumers.clear()
+        if not self._ended.done():
+            self._ended.set_result(error)
+
+    def _closed_error(self) -> BeussError:
+        if self._end_error is not None:
+            code = self._end_error.code
+            return ConnectionError(
+                code, f"beuss at {self.host}:{self.port}: connection lost: {self._closed_reason}", self.host, self.port
+            )
+        return ConnectionError(
+            "CONNECTION_CLOSED", f"beuss at {self.host}:{self.port}: the connection is closed ({self._closed_reason})", self.host, self.port
+        )
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        parser = self._parser
+        try:
+            while True:
+                data = await self._reader.read(_READ_SIZE)
+                if not data:
+                    self._end("the server closed the connection", self._lost_error("CONNECTION_CLOSED", "the server closed the connection"))
+                    return
+                parser.feed(data)
+                while True:
+                    frame = parser.next()
+                    if frame is None:
+                        break
+                    self._process(frame)
+        except asyncio.CancelledError:
+            raise
+        except ProtocolError as e:
+            self._end(str(e), e)
+        except BeussError as e:
+            self._end(str(e), e)
+        except OSError as e:
+            self._end(str(e), self._lost_error(ConnectionError.code_of(e), str(e)))
+
+    def _lost_error(self, code: str, why: str) -> ConnectionError:
+        return ConnectionError(code, f"beuss at {self.host}:{self.port}: connection lost: {why}", self.host, self.port)
+
+    def _process(self, frame: P.Reply) -> None:
+        """Hands one parsed frame to its consumer, or to the oldest slot waiting for replies."""
+        if frame[0] is P.PUSH:
+            consumer = self._consumers.get(frame[1])
+            if consumer is None:
+                raise ProtocolError(f"the server pushed a message of queue {frame[1]!r}, which this client does not consume")
+            consumer._push(frame[2])
+            return
+        if not self._slots:
+            if frame[0] is P.ERR:
+                # Sent unasked: TOO_MANY_CONNECTIONS on connect, SHUTTING_DOWN.
+                raise server_error(frame[1], frame[2])
+            raise ProtocolError(f"the server sent a reply {frame[0]} to no request")
+        slot = self._slots[0]
+        slot.replies.append(frame)
+        if len(slot.replies) == slot.n:
+            self._slots.popleft()
+            if slot.future is not None:
+                if not slot.future.done():
+                    slot.future.set_result(slot.replies)
+            elif slot.consumer is not None and frame[0] is P.ERR:
+                slot.consumer._fail(server_error(frame[1], frame[2]))
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed_reason is not None:
+            raise self._closed_error()
+
+    def _write(self, data: bytes) -> None:
+        self._out.append(data)
+        self._out_size += len(data)
+        if self._out_size >= _FLUSH_THRESHOLD:
+            self._flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._out and self._closed_reason is None:
+            out = b"".join(self._out) if len(self._out) > 1 else self._out[0]
+            self._out.clear()
+            self._out_size = 0
+            self._writer.write(out)
+
+    def _send(self, requests: bytes, n: int, consumer: "Optional[Consumer]" = None) -> "Optional[asyncio.Future[List[P.Reply]]]":
+        """Queues ``n`` requests; returns the future of their replies (None for a consumer's CREDIT)."""
+        self._check_open()
+        future = None if consumer is not None else self._loop.create_future()
+        self._slots.append(_Slot(n, future, consumer))
+        self._write(requests)
+        return future
+
+    async def _call(self, request: bytes) -> P.Reply:
+        """Sends one request and returns its reply; an ``ERR`` reply is raised."""
+        future = self._send(request, 1)
+        assert future is not None
+        reply = (await future)[0]
+        if reply[0] is P.ERR:
+            raise server_error(reply[1], reply[2])
+        return reply
+
+    async def _pipelined(self, requests: Iterable[bytes], convert: Callable[[P.Reply], T]) -> List[Optional[T]]:
+        """Sends requests in chunks, waiting for the socket to drain between them; returns each reply converted.
+
+        A refused request gives None in its place; the first refusal is
+        raised once every reply is in, with the list in its ``results``.
+        """
+        self._check_open()
+        futures: List["asyncio.Future[List[P.Reply]]"] = []
+        batch: List[bytes] = []
+        size = 0
+        for req in requests:
+            batch.append(req)
+            size += len(req)
+            if size >= _DRAIN_EVERY:
+                fut = self._send(b"".join(batch), len(batch))
+                assert fut is not None
+                futures.append(fut)
+                batch, size = [], 0
+                self._flush()
+                await self._drain()
+        if batch:
+            fut = self._send(b"".join(batch), len(batch))
+            assert fut is not None
+            futures.append(fut)
+        results: List[Optional[T]] = []
+        first_error: Optional[ServerError] = None
+        for fut in futures:
+            for reply in await fut:
+                if reply[0] is P.ERR:
+                    if first_error is None:
+                        first_error = server_error(reply[1], reply[2])
+                    results.append(None)
+                else:
+                    results.append(convert(reply))
+        if first_error is not None:
+            first_error.results = results  # type: ignore[attr-defined]
+            raise first_error
+        return results
+
+    async def _drain(self) -> None:
+        try:
+            await self._writer.drain()
+        except OSError as e:
+            self._end(str(e), self._lost_error(ConnectionError.code_of(e), str(e)))
+            raise self._closed_error() from e
+
+    # -- operations --------------------------------------------------------------------------
+
+    async def ping(self) -> float:
+        """Returns the round-trip time of a ``PING`` in seconds."""
+        t0 = time.perf_counter()
+        reply = await self._call(b"PING\r\n")
+        if reply[0] is not P.PONG:
+            raise _unexpected(reply, "PING")
+        return time.perf_counter() - t0
+
+    async def put(self, queue: P.QueueName, data: P.Data) -> int:
+        """Appends a message to ``queue`` and returns the number of bytes stored (less than sent: truncated)."""
+        return _ok_int(await self._call(P.encode_put(P.queue_bytes(queue), P.payload_bytes(data))), "PUT")
+
+    async def put_many(self, queue: P.QueueName, messages: Iterable[P.Data]) -> List[int]:
+        """Appends every message to ``queue`` in order, pipelined; returns the stored length of each.
+
+        Refused messages (``FULL``, ``TOO_LARGE``) do not stop the others; the
+        first error is raised at the end with ``results`` (None where refused).
+        """
+        q = P.queue_bytes(queue)
+        encode_put, payload_bytes = P.encode_put, P.payload_bytes
+        results = await self._pipelined((encode_put(q, payload_bytes(m)) for m in messages), lambda r: _ok_int(r, "PUT"))
+        return results  # type: ignore[return-value]  # no None: errors were raised
+
+    async def get(self, queue: P.QueueName, wait: Optional[float] = None) -> Optional[bytes]:
+        """Takes the message at the head of ``queue``; returns its bytes, or None if empty.
+
+        ``wait`` (seconds) makes the server hold the request until a message
+        arrives or the time runs out. Other calls on this client made after
+        a waiting GET wait for it (replies come in order): use a second
+        client for them.
+        """
+        q = P.queue_bytes(queue)
+        ms = 0 if wait is None else P.seconds_to_ms(wait, "wait")
+        req = b"GET %s WAIT %d\r\n" % (q, ms) if ms else b"GET %s\r\n" % q
+        return _msg_or_none(await self._call(req), "GET")
+
+    async def get_many(self, queue: P.QueueName, count: int) -> List[bytes]:
+        """Takes up to ``count`` messages from the head of ``queue`` with pipelined GETs; returns them in order."""
+        q = P.queue_bytes(queue)
+        P.check_int(count, "count", 0, P.MAX_NUMBER)
+        req = b"GET %s\r\n" % q
+        replies = await self._pipelined((req for _ in range(count)), lambda r: _msg_or_none(r, "GET"))
+        return [m for m in replies if m is not None]
+
+    async def peek(self, queue: P.QueueName) -> Optional[bytes]:
+        """Returns the message at the head of ``queue`` without taking it, or None if empty."""
+        return _msg_or_none(await self._call(b"PEEK %s\r\n" % P.queue_bytes(queue)), "PEEK")
+
+    async def len(self, queue: P.QueueName) -> int:
+        """Returns the number of messages ready in ``queue``."""
+        return _ok_int(await self._call(b"LEN %s\r\n" % P.queue_bytes(queue)), "LEN")
+
+    async def purge(self, queue: P.QueueName) -> int:
+        """Deletes every message of ``queue``; returns how many were deleted."""
+        return _ok_int(await self._call(b"PURGE %s\r\n" % P.queue_bytes(queue)), "PURGE")
+
+    async def queues(self) -> List[P.QueueInfo]:
+        """Returns every queue as ``QueueInfo(name, ready, consumers)``, sorted by name."""
+        reply = await self._call(b"QUEUES\r\n")
+        if reply[0] is not P.DATA:
+            raise _unexpected(reply, "QUEUES")
+        return P.parse_queues(reply[1])
+
+    async def stats(self) -> P.Stats:
+        """Returns the server's counters as a dict (ints for numbers, str otherwise)."""
+        reply = await self._call(b"STATS\r\n")
+        if reply[0] is not P.DATA:
+            raise _unexpected(reply, "STATS")
+        return P.parse_stats(reply[1])
+
+    def consume(self, queue: P.QueueName, prefetch: int = DEFAULT_PREFETCH, *, max: Optional[int] = None) -> "Consumer":
+        """Subscribes to ``queue`` by server push and returns the :class:`Consumer` (``async for`` it).
+
+        Not a coroutine: ``ON`` is sent at once and a refusal is raised by
+        the first ``async for`` step. Flow control, ``max`` and delivery are
+        as in :meth:`beuss.Client.consume`. One consumer per queue per client.
+        """
+        q = P.queue_bytes(queue)
+        P.check_int(prefetch, "prefetch", 1, MAX_PREFETCH)
+        if max is not None:
+            P.check_int(max, "max", 1, P.MAX_NUMBER)
+        self._check_open()
+        if q in self._consumers:
+            raise AlreadySubscribedError("ALREADY_SUBSCRIBED", f"this client already consumes {queue!r}; close that consumer first")
+        consumer = Consumer(self, q, prefetch, max)
+        self._consumers[q] = consumer
+        future = self._send(b"ON %s CREDIT %d\r\n" % (q, consumer._granted), 1)
+        assert future is not None
+        future.add_done_callback(consumer._on_reply)
+        return consumer
+
+    async def publish(self, channel: P.QueueName, data: P.Data) -> int:
+        """Not implemented: fan-out channels (``PUB``) are reserved in protocol v1, and the server does not have them yet."""
+        raise NotImplementedError(
+            "beuss: publish() needs fan-out channels (PUB/SUB), which protocol v1 reserves but the server does not implement yet"
+        )
+
+    def subscribe(self, channel: P.QueueName) -> "Consumer":
+        """Not implemented: fan-out channels (``SUB``) are reserved in protocol v1, and the server does not have them yet."""
+        raise NotImplementedError(
+            "beuss: subscribe() needs fan-out channels (PUB/SUB), which protocol v1 reserves but the server does not implement yet;"
+            " use consume() to share a queue's messages between consumers"
+        )
+
+    # -- for Consumer --------------------------------------------------------------------------
+
+    def _grant(self, consumer: "Consumer", n: int) -> None:
+        if self._closed_reason is None:
+            self._send(b"CREDIT %s %d\r\n" % (consumer.queue_bytes, n), 1, consumer)
+
+    def _release(self, consumer: "Consumer") -> None:
+        if self._consumers.get(consumer.queue_bytes) is consumer:
+            del self._consumers[consumer.queue_bytes]
+
+
+class Consumer:
+    """One ``ON`` subscription, read with ``async for``; see :class:`beuss.Consumer` for delivery rules.
+
+    ``async with`` closes it on exit (a plain ``break`` out of ``async for``
+    leaves it subscribed until :meth:`close`). ``await consumer.next(timeout)``
+    waits at most ``timeout`` seconds.
+    """
+
+    def __init__(self, client: Client, queue: bytes, prefetch: int, max: Optional[int]) -> None:
+        self._client = client
+        self.queue_bytes = queue
+        self.queue = queue.decode("utf-8", "surrogateescape")
+        self.prefetch = prefetch
+        self.max = max
+        self._batch = builtins.max(1, prefetch // 2)
+        self._granted = prefetch if max is None else min(prefetch, max)
+        self._handed = 0
+        self._handled_since_grant = 0
+        self._buf: Deque[bytes] = deque()
+        self._active = True
+        self._error: Optional[BaseException] = None
+        self._waiter: "Optional[asyncio.Future[None]]" = None
+        self._closing: "Optional[asyncio.Future[List[P.Reply]]]" = None
+
+    @property
+    def active(self) -> bool:
+        """Returns True until the consumer is closed, reached ``max``, or its connection ended."""
+        return self._active
+
+    @property
+    def received_count(self) -> int:
+        """Returns how many messages this consumer has handed out so far."""
+        return self._handed
+
+    def __repr__(self) -> str:
+        return f"<beuss.aio.Consumer {self.queue!r} prefetch={self.prefetch} {'active' if self._active else 'closed'}>"
+
+    # Called by the client.
+    def _push(self, data: bytes) -> None:
+        self._buf.append(data)
+        self._wake()
+
+    def _fail(self, err: BaseException) -> None:
+        if self._error is None:
+            self._error = err
+        self._wake()
+
+    def _ended(self, err: Optional[BaseException]) -> None:
+        self._active = False
+        if err is not None:
+            self._fail(self._client._closed_error())
+        self._wake()
+
+    def _on_reply(self, future: "asyncio.Future[List[P.Reply]]") -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            self._fail(exc)
+            return
+        reply = future.result()[0]
+        if reply[0] is P.ERR:
+            # The server refused ON: the subscription never existed.
+            self._active = False
+            self._client._release(self)
+            self._fail(server_error(reply[1], reply[2]))
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # Iteration.
+    def __aiter__(self) -> "Consumer":
+        return self
+
+    async def __anext__(self) -> Message:
+        msg = await self.next()
+        if msg is None:
+            raise StopAsyncIteration
+        return msg
+
+    async def __aenter__(self) -> "Consumer":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def next(self, timeout: Optional[float] = None) -> Optional[Message]:
+        """Returns the next message, waiting at most ``timeout`` seconds (None: no limit).
+
+        Returns None when the time runs out or once the consumer has ended;
+        raises ConnectionError (after handing out what was received) when the
+        connection was lost, or the server's error if it refused the ``ON``.
+        """
+        if not self._buf and self._active and self._error is None:
+            loop = asyncio.get_running_loop()
+            self._waiter = loop.create_future()
+            try:
+                if timeout is None:
+                    await self._waiter
+                else:
+                    await asyncio.wait([self._waiter], timeout=timeout)
+            finally:
+                self._waiter = None
+        if not self._buf:
+            if self._error is not None:
+                err, self._error = self._error, None
+                raise err
+            return None
+        data = self._buf.popleft()
+        self._handed += 1
+        if self._active:
+            if self.max is not None and self._handed >= self.max:
+                await self.close()
+            else:
+                self._handled_since_grant += 1
+                if self._handled_since_grant >= self._batch:
+                    n = self._handled_since_grant
+                    if self.max is not None:
+                        n = min(n, self.max - self._granted)
+                    self._handled_since_grant = 0
+                    if n > 0:
+                        self._granted += n
+                        self._client._grant(self, n)
+        return Message(self.queue, data)
+
+    async def close(self) -> List[Message]:
+        """Ends the subscription (``OFF``) and returns the messages pushed but not yet handed out. Idempotent."""
+        if self._active:
+            self._active = False
+            if not self._client.closed:
+                self._closing = self._client._send(b"OFF %s\r\n" % self.queue_bytes, 1)
+            self._wake()
+        if self._closing is not None:
+            try:
+                await asyncio.shield(self._closing)
+            except ConnectionError:
+                pass
+            finally:
+                self._client._release(self)
+        left = [Message(self.queue, d) for d in self._buf]
+        self._buf.clear()
+        return left
+
+
+class _Connecting:
+    """What :func:`connect` returns: await it for a :class:`Client`, or use it with ``async with``."""
+
+    def __init__(self, host: Optional[str], port: Optional[int], connect_timeout: Optional[float]) -> None:
+        self._host, self._port = resolve_address(host, port)
+        self._connect_timeout = connect_timeout
+        self._client: Optional[Client] = None
+
+    async def _connect(self) -> Client:
+        host, port = self._host, self._port
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), self._connect_timeout)
+        except asyncio.TimeoutError as e:
+            raise ConnectionError("ETIMEDOUT", f"cannot connect to beuss at {host}:{port}: timed out", host, port) from e
+        except OSError as e:
+            raise ConnectionError(ConnectionError.code_of(e), f"cannot connect to beuss at {host}:{port}: {e}", host, port) from e
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return Client(reader, writer, host, port)
+
+    def __await__(self) -> Generator[Any, None, Client]:
+        return self._connect().__await__()
+
+    async def __aenter__(self) -> Client:
+        self._client = await self._connect()
+        return self._client
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+
+def connect(host: Optional[str] = None, port: Optional[int] = None, *, connect_timeout: Optional[float] = 10.0) -> _Connecting:
+    """Returns a connection in progress: ``await`` it for a :class:`Client`, or ``async with`` it.
+
+    ``host`` and ``port`` default to ``BHOST``/``BPORT``, then
+    ``localhost:6552``. Raises :class:`~beuss.ConnectionError` if the server
+    cannot be reached. Bound waits with ``asyncio.wait_for`` or
+    ``asyncio.timeout``: a cancelled call leaves the connection in sync.
+    """
+    return _Connecting(host, port, connect_timeout)

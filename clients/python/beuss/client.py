@@ -1,0 +1,613 @@
+"""The blocking beuss client: one TCP connection, pipelined requests, push consumers."""
+
+import builtins
+import selectors
+import socket
+import time
+from collections import deque
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, TypeVar
+
+from . import _protocol as P
+from ._config import resolve_address
+from .errors import (
+    FATAL_CODES,
+    AlreadySubscribedError,
+    BeussError,
+    ConnectionError,
+    ProtocolError,
+    ServerError,
+    server_error,
+)
+from .message import Message
+
+__all__ = ["Client", "Consumer", "connect", "DEFAULT_PREFETCH", "MAX_PREFETCH"]
+
+#: Messages a consumer lets the server push ahead of what it has handled (as the Node.js client).
+DEFAULT_PREFETCH = 64
+#: Largest prefetch accepted (as the Node.js client).
+MAX_PREFETCH = 1_000_000
+
+# Pipelined calls (put_many, get_many) send at most this many requests or
+# bytes before reading replies, and keep at most two such chunks unanswered,
+# so neither side ever buffers a whole batch.
+_CHUNK_REQUESTS = 4096
+_CHUNK_BYTES = 256 * 1024
+_RECV_SIZE = 256 * 1024
+
+T = TypeVar("T")
+
+
+class _Slot:
+    """Where the replies to one call land, in request order.
+
+    A call registers a slot for its ``n`` requests before sending them; the
+    reader fills slots from the left. A call interrupted before its replies
+    arrived (a timeout, KeyboardInterrupt) leaves its slot behind and the
+    replies are still matched to it, so the connection stays in sync.
+    """
+
+    __slots__ = ("n", "replies", "consumer")
+
+    def __init__(self, n: int, consumer: "Optional[Consumer]" = None) -> None:
+        self.n = n
+        self.replies: List[P.Reply] = []
+        # Set for a CREDIT grant sent without waiting: its error goes to the consumer.
+        self.consumer = consumer
+
+
+def _unexpected(reply: P.Reply, request: str) -> ProtocolError:
+    return ProtocolError(f"unexpected reply {reply[0]} to {request}")
+
+
+def _ok_int(reply: P.Reply, request: str) -> int:
+    if reply[0] is not P.OK or not reply[1] or not reply[1][0].isdigit():
+        raise _unexpected(reply, request)
+    return int(reply[1][0])
+
+
+def _msg_or_none(reply: P.Reply, request: str) -> Optional[bytes]:
+    if reply[0] is P.MSG:
+        data: bytes = reply[1]
+        return data
+    if reply[0] is P.EMPTY:
+        return None
+    raise _unexpected(reply, request)
+
+
+class Client:
+    """A connection to a beuss server; make one with :func:`connect`.
+
+    Methods block until the server has answered. A client is not
+    thread-safe: use one per thread (connections are cheap). It is a context
+    manager that closes the connection on exit.
+    """
+
+    def __init__(
+        self,
+        host: Optional[str] = None,
+        port: Optional[int] = None,
+        *,
+        connect_timeout: Optional[float] = 10.0,
+        timeout: Optional[float] = None,
+    ) -> None:
+        """Opens a connection; see :func:`connect` for the arguments."""
+        self.host, self.port = resolve_address(host, port)
+        self._timeout = timeout
+        self._sock: Optional[socket.socket] = None
+        self._closed_reason = "never connected"
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=connect_timeout)
+        except OSError as e:
+            raise ConnectionError(
+                ConnectionError.code_of(e), f"cannot connect to beuss at {self.host}:{self.port}: {e}", self.host, self.port
+            ) from e
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Non-blocking, with our own waits: a large send then keeps reading
+        # replies and pushes, so neither side's buffers fill up and stall.
+        sock.setblocking(False)
+        self._sock = sock
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(sock, selectors.EVENT_READ)
+        self._parser = P.ReplyParser()
+        self._slots: Deque[_Slot] = deque()
+        self._consumers: Dict[bytes, Consumer] = {}
+
+    # -- lifetime -------------------------------------------------------------
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<beuss.Client {self.host}:{self.port} {'closed' if self.closed else 'open'}>"
+
+    @property
+    def closed(self) -> bool:
+        """Returns True once the connection is closed or lost."""
+        return self._sock is None
+
+    def close(self) -> None:
+        """Closes the connection. Idempotent.
+
+        Every reply this client waited for has arrived by the time a method
+        returns, so nothing is lost; consumers end, and messages pushed to
+        them but not yet handed out are dropped (at-most-once).
+        """
+        self._shutdown("the client was closed", lost=False)
+
+    def _shutdown(self, reason: str, lost: bool = True, code: str = "CONNECTION_CLOSED") -> None:
+        """Closes the socket; consumers of a lost connection raise ConnectionError once their buffer is empty."""
+        if self._sock is None:
+            return
+        self._closed_reason = reason
+        try:
+            self._sel.close()
+        finally:
+            self._sock.close()
+            self._sock = None
+        for consumer in self._consumers.values():
+            consumer._active = False
+            if lost and consumer._error is None:
+                consumer._error = self._conn_error(code, f"connection lost: {reason}")
+        self._consumers.clear()
+
+    def _conn_error(self, code: str, what: str) -> ConnectionError:
+        return ConnectionError(code, f"beuss at {self.host}:{self.port}: {what}", self.host, self.port)
+
+    def _check_open(self) -> socket.socket:
+        if self._sock is None:
+            raise self._conn_error("CONNECTION_CLOSED", f"the connection is closed ({self._closed_reason})")
+        return self._sock
+
+    def _lost(self, why: str, cause: Optional[BaseException] = None) -> ConnectionError:
+        code = "CONNECTION_CLOSED" if cause is None else ConnectionError.code_of(cause)
+        self._shutdown(why, code=code)
+        return self._conn_error(code, f"connection lost: {why}")
+
+    def _timed_out(self, what: str) -> TimeoutError:
+        # A request is half done: the stream can no longer be trusted.
+        self._shutdown(f"no answer within {self._timeout} s ({what})", code="ETIMEDOUT")
+        return TimeoutError(f"beuss at {self.host}:{self.port} did not answer within {self._timeout} s ({what}); connection closed")
+
+    def _protocol_error(self, err: ProtocolError) -> ProtocolError:
+        self._shutdown(str(err), code="PROTOCOL_VIOLATION")
+        return err
+
+    # -- moving bytes --------------------------------------------------------------
+
+    def _recv(self, deadline: Optional[float]) -> bool:
+        """Reads what the server sent into the parser; returns False if the deadline passed first."""
+        sock = self._check_open()
+        while True:
+            try:
+                data = sock.recv(_RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if not self._sel.select(timeout) and deadline is not None and time.monotonic() >= deadline:
+                    return False
+                continue
+            except OSError as e:
+                raise self._lost(str(e), e) from e
+            if not data:
+                raise self._lost("the server closed the connection")
+            self._parser.feed(data)
+            return True
+
+    def _send(self, data: bytes) -> None:
+        """Sends all of ``data``, reading incoming bytes whenever the socket is full."""
+        sock = self._check_open()
+        view = memoryview(data)
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        while view:
+            try:
+                view = view[sock.send(view) :]
+                continue
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as e:
+                raise self._lost(str(e), e) from e
+            self._sel.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+            try:
+                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                events = self._sel.select(timeout)
+            finally:
+                if self._sock is not None:
+                    self._sel.modify(sock, selectors.EVENT_READ)
+            if not events and deadline is not None and time.monotonic() >= deadline:
+                raise self._timed_out("sending")
+            if any(mask & selectors.EVENT_READ for _, mask in events):
+                self._recv(time.monotonic())
+
+    # -- matching replies -------------------------------------------------------------
+
+    def _process(self, frame: P.Reply) -> None:
+        """Hands one parsed frame to its consumer, or to the oldest slot waiting for replies."""
+        if frame[0] is P.PUSH:
+            consumer = self._consumers.get(frame[1])
+            if consumer is None:
+                raise self._protocol_error(
+                    ProtocolError(f"the server pushed a message of queue {frame[1]!r}, which this client does not consume")
+                )
+            consumer._buf.append(frame[2])
+            return
+        if frame[0] is P.ERR and frame[1] in FATAL_CODES:
+            # The server closes the connection after these; so do we, once
+            # the error reached its caller (or, if unasked, right now).
+            err = server_error(frame[1], frame[2])
+            if not self._slots:
+                self._shutdown(str(err), code=frame[1])
+                raise err
+        if not self._slots:
+            raise self._protocol_error(ProtocolError(f"the server sent a reply {frame[0]} to no request"))
+        slot = self._slots[0]
+        slot.replies.append(frame)
+        if len(slot.replies) == slot.n:
+            self._slots.popleft()
+            consumer = slot.consumer
+            if consumer is not None and frame[0] is P.ERR and consumer._error is None:
+                consumer._error = server_error(frame[1], frame[2])
+
+    def _next_frame(self) -> Optional[P.Reply]:
+        try:
+            return self._parser.next()
+        except ProtocolError as e:
+            raise self._protocol_error(e) from None
+
+    def _pump(self, slot: _Slot) -> List[P.Reply]:
+        """Returns the replies of ``slot`` once they have all arrived."""
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        while len(slot.replies) < slot.n:
+            frame = self._next_frame()
+            if frame is None:
+                if not self._recv(deadline):
+                    raise self._timed_out("waiting for a reply")
+            else:
+                self._process(frame)
+        return slot.replies
+
+    def _call(self, request: bytes) -> P.Reply:
+        """Sends one request and returns its reply; an ``ERR`` reply is raised."""
+        self._check_open()
+        slot = _Slot(1)
+        self._slots.append(slot)
+        self._send(request)
+        reply = self._pump(slot)[0]
+        if reply[0] is P.ERR:
+            if reply[1] in FATAL_CODES:
+                self._shutdown(f"the server sent {reply[1]}", code=reply[1])
+            raise server_error(reply[1], reply[2])
+        return reply
+
+    def _pipelined(self, requests: Iterable[bytes], convert: Callable[[P.Reply], T]) -> List[Optional[T]]:
+        """Sends requests in chunks, at most two chunks unanswered; returns each reply converted.
+
+        A refused request gives None in its place; the first refusal is
+        raised once every reply is in, with the list in its ``results``.
+        """
+        self._check_open()
+        results: List[Optional[T]] = []
+        first_error: Optional[ServerError] = None
+        pending: Deque[_Slot] = deque()
+
+        def collect(slot: _Slot) -> None:
+            nonlocal first_error
+            for reply in self._pump(slot):
+                if reply[0] is P.ERR:
+                    if first_error is None:
+                        first_error = server_error(reply[1], reply[2])
+                    results.append(None)
+                else:
+                    results.append(convert(reply))
+
+        def flush(batch: List[bytes]) -> None:
+            slot = _Slot(len(batch))
+            self._slots.append(slot)
+            pending.append(slot)
+            self._send(b"".join(batch))
+
+        batch: List[bytes] = []
+        size = 0
+        for req in requests:
+            batch.append(req)
+            size += len(req)
+            if len(batch) >= _CHUNK_REQUESTS or size >= _CHUNK_BYTES:
+                flush(batch)
+                batch, size = [], 0
+                # Read the previous chunk's replies while this one is in flight.
+                while len(pending) > 1:
+                    collect(pending.popleft())
+        if batch:
+            flush(batch)
+        while pending:
+            collect(pending.popleft())
+        if first_error is not None:
+            first_error.results = results  # type: ignore[attr-defined]
+            raise first_error
+        return results
+
+    # -- operations ------------------------------------------------------------------
+
+    def ping(self) -> float:
+        """Returns the round-trip time of a ``PING`` in seconds (a float, so it is truthy)."""
+        t0 = time.perf_counter()
+        reply = self._call(b"PING\r\n")
+        if reply[0] is not P.PONG:
+            raise _unexpected(reply, "PING")
+        return time.perf_counter() - t0
+
+    def put(self, queue: P.QueueName, data: P.Data) -> int:
+        """Appends a message to ``queue`` (created on the fly) and returns the number of bytes stored.
+
+        ``data`` is bytes-like, or ``str`` sent as UTF-8. A result smaller
+        than ``len(data)`` means the server truncated an oversized message
+        (its default); a server run with ``--oversize reject`` raises
+        :class:`~beuss.TooLargeError` instead, and :class:`~beuss.FullError`
+        when its memory cap is reached.
+        """
+        return _ok_int(self._call(P.encode_put(P.queue_bytes(queue), P.payload_bytes(data))), "PUT")
+
+    def put_many(self, queue: P.QueueName, messages: Iterable[P.Data]) -> List[int]:
+        """Appends every message to ``queue`` in order, pipelined, and returns the stored length of each.
+
+        Requests go out in chunks without waiting for each reply, so this is
+        far faster than :meth:`put` in a loop. If the server refuses some
+        (``FULL``, ``TOO_LARGE``), the rest are still sent; the first error is
+        raised at the end, its ``results`` attribute holding each stored
+        length (None where refused).
+        """
+        q = P.queue_bytes(queue)
+        encode_put, payload_bytes = P.encode_put, P.payload_bytes
+        results = self._pipelined((encode_put(q, payload_bytes(m)) for m in messages), lambda r: _ok_int(r, "PUT"))
+        return results  # type: ignore[return-value]  # no None: errors were raised
+
+    def get(self, queue: P.QueueName, wait: Optional[float] = None) -> Optional[bytes]:
+        """Takes the message at the head of ``queue``; returns its bytes, or None if the queue is empty.
+
+        ``wait`` is in seconds (float): with an empty queue, the server holds
+        the request until a message arrives or the time runs out (then
+        None). Requests pipelined after a waiting GET on the same connection
+        wait with it. A ``timeout`` given to :func:`connect` must exceed ``wait``.
+        """
+        q = P.queue_bytes(queue)
+        ms = 0 if wait is None else P.seconds_to_ms(wait, "wait")
+        req = b"GET %s WAIT %d\r\n" % (q, ms) if ms else b"GET %s\r\n" % q
+        return _msg_or_none(self._call(req), "GET")
+
+    def get_many(self, queue: P.QueueName, count: int) -> List[bytes]:
+        """Takes up to ``count`` messages from the head of ``queue`` with pipelined GETs; returns them in queue order."""
+        q = P.queue_bytes(queue)
+        P.check_int(count, "count", 0, P.MAX_NUMBER)
+        req = b"GET %s\r\n" % q
+        replies = self._pipelined((req for _ in range(count)), lambda r: _msg_or_none(r, "GET"))
+        return [m for m in replies if m is not None]
+
+    def peek(self, queue: P.QueueName) -> Optional[bytes]:
+        """Returns the message at the head of ``queue`` without taking it, or None if the queue is empty."""
+        return _msg_or_none(self._call(b"PEEK %s\r\n" % P.queue_bytes(queue)), "PEEK")
+
+    def len(self, queue: P.QueueName) -> int:
+        """Returns the number of messages ready in ``queue`` (0 for a queue that does not exist)."""
+        return _ok_int(self._call(b"LEN %s\r\n" % P.queue_bytes(queue)), "LEN")
+
+    def purge(self, queue: P.QueueName) -> int:
+        """Deletes every message of ``queue`` and returns how many were deleted."""
+        return _ok_int(self._call(b"PURGE %s\r\n" % P.queue_bytes(queue)), "PURGE")
+
+    def queues(self) -> List[P.QueueInfo]:
+        """Returns every queue as ``QueueInfo(name, ready, consumers)``, sorted by name."""
+        reply = self._call(b"QUEUES\r\n")
+        if reply[0] is not P.DATA:
+            raise _unexpected(reply, "QUEUES")
+        return P.parse_queues(reply[1])
+
+    def stats(self) -> P.Stats:
+        """Returns the server's counters as a dict: ints for numbers, str otherwise (see docs/PROTOCOL.md, STATS)."""
+        reply = self._call(b"STATS\r\n")
+        if reply[0] is not P.DATA:
+            raise _unexpected(reply, "STATS")
+        return P.parse_stats(reply[1])
+
+    def consume(self, queue: P.QueueName, prefetch: int = DEFAULT_PREFETCH, *, max: Optional[int] = None) -> "Consumer":
+        """Subscribes to ``queue`` by server push (``ON``) and returns the :class:`Consumer`, an iterator of :class:`Message`.
+
+        The server pushes up to ``prefetch`` messages ahead of what the loop
+        has handled; credit is granted back in batches of half of it. Each
+        message of the queue goes to exactly one of its consumers. With
+        ``max``, the consumer ends after that many messages and never takes
+        more from the queue. One consumer per queue per client. Other calls
+        on this client keep working while it consumes.
+        """
+        q = P.queue_bytes(queue)
+        P.check_int(prefetch, "prefetch", 1, MAX_PREFETCH)
+        if max is not None:
+            P.check_int(max, "max", 1, P.MAX_NUMBER)
+        self._check_open()
+        if q in self._consumers:
+            raise AlreadySubscribedError(
+                "ALREADY_SUBSCRIBED", f"this client already consumes {queue!r}; close that consumer first"
+            )
+        consumer = Consumer(self, q, prefetch, max)
+        # Registered before ON is sent: pushes may follow its OK at once.
+        self._consumers[q] = consumer
+        try:
+            reply = self._call(b"ON %s CREDIT %d\r\n" % (q, consumer._granted))
+            if reply[0] is not P.OK:
+                raise _unexpected(reply, "ON")
+        except BaseException:
+            if self._consumers.get(q) is consumer:
+                del self._consumers[q]
+            consumer._active = False
+            raise
+        return consumer
+
+    def publish(self, channel: P.QueueName, data: P.Data) -> int:
+        """Not implemented: fan-out channels (``PUB``) are reserved in protocol v1, and the server does not have them yet."""
+        raise NotImplementedError(
+            "beuss: publish() needs fan-out channels (PUB/SUB), which protocol v1 reserves but the server does not implement yet"
+        )
+
+    def subscribe(self, channel: P.QueueName) -> "Consumer":
+        """Not implemented: fan-out channels (``SUB``) are reserved in protocol v1, and the server does not have them yet."""
+        raise NotImplementedError(
+            "beuss: subscribe() needs fan-out channels (PUB/SUB), which protocol v1 reserves but the server does not implement yet;"
+            " use consume() to share a queue's messages between consumers"
+        )
+
+    # -- for Consumer ------------------------------------------------------------------
+
+    def _grant(self, consumer: "Consumer", n: int) -> None:
+        """Sends ``CREDIT`` without waiting for its reply, which is matched later; an error goes to the consumer."""
+        self._check_open()
+        self._slots.append(_Slot(1, consumer))
+        self._send(b"CREDIT %s %d\r\n" % (consumer.queue_bytes, n))
+
+    def _wait_push(self, consumer: "Consumer", timeout: Optional[float]) -> None:
+        """Reads until ``consumer`` has a message or an error, or the timeout passes."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not consumer._buf and consumer._error is None:
+            frame = self._next_frame()
+            if frame is None:
+                if not self._recv(deadline):
+                    return
+            else:
+                self._process(frame)
+
+    def _off(self, consumer: "Consumer") -> None:
+        try:
+            reply = self._call(b"OFF %s\r\n" % consumer.queue_bytes)
+            if reply[0] is not P.OK:
+                raise _unexpected(reply, "OFF")
+        finally:
+            # Pushes sent before the OK are in consumer._buf by now.
+            if self._consumers.get(consumer.queue_bytes) is consumer:
+                del self._consumers[consumer.queue_bytes]
+
+
+class Consumer:
+    """One ``ON`` subscription of a queue, fed by server push with credit flow control.
+
+    Iterate over it to receive :class:`~beuss.Message` objects in queue
+    order; the loop blocks until the next message arrives and ends when the
+    consumer is closed or ``max`` is reached. ``next(timeout)`` waits at most
+    ``timeout`` seconds. ``close()`` or leaving a ``with`` block ends the
+    subscription. Delivery is at-most-once: the server removes a message
+    when it pushes it, so messages pushed but not yet handed out are returned
+    by ``close()``; when the connection is lost, the buffered ones are handed
+    out first, then ConnectionError is raised.
+    """
+
+    def __init__(self, client: Client, queue: bytes, prefetch: int, max: Optional[int]) -> None:
+        self._client = client
+        #: The queue name as sent on the wire.
+        self.queue_bytes = queue
+        #: The queue name.
+        self.queue = queue.decode("utf-8", "surrogateescape")
+        self.prefetch = prefetch
+        self.max = max
+        self._batch = builtins.max(1, prefetch // 2)
+        self._granted = prefetch if max is None else min(prefetch, max)
+        self._handed = 0
+        self._handled_since_grant = 0
+        self._buf: Deque[bytes] = deque()
+        self._active = True
+        self._error: Optional[BeussError] = None
+
+    @property
+    def active(self) -> bool:
+        """Returns True until the consumer is closed, reached ``max``, or its connection ended."""
+        return self._active
+
+    @property
+    def received_count(self) -> int:
+        """Returns how many messages this consumer has handed out so far."""
+        return self._handed
+
+    def __repr__(self) -> str:
+        return f"<beuss.Consumer {self.queue!r} prefetch={self.prefetch} {'active' if self._active else 'closed'}>"
+
+    def __iter__(self) -> Iterator[Message]:
+        return self
+
+    def __next__(self) -> Message:
+        msg = self.next()
+        if msg is None:
+            raise StopIteration
+        return msg
+
+    def __enter__(self) -> "Consumer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def next(self, timeout: Optional[float] = None) -> Optional[Message]:
+        """Returns the next message, waiting at most ``timeout`` seconds (None: no limit).
+
+        Returns None when the time runs out, or once the consumer has ended.
+        Raises :class:`~beuss.ConnectionError` when the connection was lost
+        (after handing out what was already received).
+        """
+        if not self._buf:
+            if self._active:
+                self._client._wait_push(self, timeout)
+            if not self._buf:
+                if self._error is not None:
+                    err, self._error = self._error, None
+                    raise err
+                return None
+        data = self._buf.popleft()
+        self._handed += 1
+        if self._active:
+            if self.max is not None and self._handed >= self.max:
+                self.close()
+            else:
+                self._handled_since_grant += 1
+                if self._handled_since_grant >= self._batch:
+                    self._grant_back()
+        return Message(self.queue, data)
+
+    def _grant_back(self) -> None:
+        n = self._handled_since_grant
+        if self.max is not None:
+            # Never let the server push beyond max: no message is taken needlessly.
+            n = min(n, self.max - self._granted)
+        self._handled_since_grant = 0
+        if n > 0:
+            self._granted += n
+            self._client._grant(self, n)
+
+    def close(self) -> List[Message]:
+        """Ends the subscription (``OFF``) and returns the messages pushed but not yet handed out.
+
+        Those messages were already taken from the queue: handle them or put
+        them back. Idempotent; a no-op when the connection is closed.
+        """
+        if self._active:
+            self._active = False
+            if not self._client.closed:
+                self._client._off(self)
+        left = [Message(self.queue, d) for d in self._buf]
+        self._buf.clear()
+        return left
+
+
+def connect(
+    host: Optional[str] = None,
+    port: Optional[int] = None,
+    *,
+    connect_timeout: Optional[float] = 10.0,
+    timeout: Optional[float] = None,
+) -> Client:
+    """Returns a :class:`Client` connected to a beuss server.
+
+    ``host`` and ``port`` default to the ``BHOST`` and ``BPORT`` environment
+    variables, then ``localhost:6552``. ``connect_timeout`` (seconds) bounds
+    the TCP connect. ``timeout`` (seconds, None by default as in redis-py)
+    bounds each wait for the server; when it passes, ``TimeoutError`` is
+    raised and the connection is closed, since a reply is still owed.
+
+    Raises :class:`~beuss.ConnectionError` if the server cannot be reached.
+    """
+    return Client(host, port, connect_timeout=connect_timeout, timeout=timeout)
