@@ -162,6 +162,23 @@ function checkBinary(file, target) {
   return out;
 }
 
+/**
+ * Returns the newest GLIBC_x.y symbol version a Linux binary needs (the oldest
+ * glibc it can load on), or '' when readelf is missing or the file needs none.
+ */
+function glibcFloor(file) {
+  if (!onPath('readelf')) return '';
+  const r = spawnSync('readelf', ['--dyn-syms', '-W', file], { encoding: 'utf8' });
+  const versions = [...new Set((r.stdout || '').match(/GLIBC_[0-9][0-9.]*/g) || [])];
+  const key = (v) => v.slice(6).split('.').map(Number);
+  versions.sort((a, b) => {
+    const [x, y] = [key(a), key(b)];
+    for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] || 0) !== (y[i] || 0)) return (x[i] || 0) - (y[i] || 0);
+    return 0;
+  });
+  return versions.pop() || '';
+}
+
 /** Returns the path of the prebuild of `target` under `out`. */
 function prebuildPath(out, target) {
   return path.join(out, 'prebuilds', target, PREBUILD_FILE);
@@ -205,6 +222,8 @@ function build(target) {
         try {
           const desc = checkBinary(dest, target);
           console.log(`prebuildify: ${path.relative(ROOT, dest)}: ${desc}`);
+          const floor = plan.platform === 'linux' ? glibcFloor(dest) : '';
+          if (floor) console.log(`prebuildify: ${path.relative(ROOT, dest)} needs glibc >= ${floor.slice(6)} (newest symbol version it uses)`);
           resolve(dest);
         } catch (e) {
           fs.rmSync(dest, { force: true });
