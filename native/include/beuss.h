@@ -55,6 +55,13 @@ extern "C" {
  * (stops running its requests and pushing to it): bounds the memory one
  * pipelined burst of GETs can make the server hold. */
 #define BEUSS_DEFAULT_OUTPUT_HIGH_WATER (1024u * 1024u)
+/* A stored record keeps its length in 30 bits (the top bits are flags). */
+#define BEUSS_MAX_MAX_MESSAGE_SIZE 0x3FFFFFFFu
+/* Input kept for a connection that cannot run its requests now (paused,
+ * waiting in GET WAIT): the rest of the chunk fed when it stopped, plus
+ * whatever the caller feeds before it stops reading. Past this,
+ * beuss_feed returns BEUSS_EOVERFLOW and the connection is closed. */
+#define BEUSS_MAX_PENDING_INPUT (4u * 1024u * 1024u)
 /* 0 means no cap on the bytes held in queues; the server sets one. */
 #define BEUSS_DEFAULT_MAX_QUEUED_BYTES 0u
 

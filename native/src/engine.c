@@ -1,0 +1,1249 @@
+/* engine.c: connections, request dispatch, delivery and output.
+ *
+ * Delivery keeps one invariant: a queue with ready messages has no eligible
+ * consumer (no waiting GET, no ON subscription with credit on a connection
+ * that is not paused). So a PUT to a non-empty queue just appends, and a PUT
+ * to an empty queue first offers the message to waiting GETs (in arrival
+ * order), then to the eligible ON subscriptions (round robin), and is only
+ * stored when nobody takes it. Whatever makes a consumer eligible again
+ * (CREDIT, ON, resume) pumps its queue.
+ *
+ * Replies and pushes go into the output buffer of their connection. A
+ * connection whose output reaches output_high_water is paused by the engine
+ * (BEUSS_OUT_FULL) until the caller resumes it; a connection waiting in a
+ * GET WAIT stops running its requests (BEUSS_OUT_WAITING). In both cases the
+ * rest of its input is kept, up to BEUSS_MAX_PENDING_INPUT bytes.
+ *
+ * A connection unblocked by another one's request (a PUT answering its GET
+ * WAIT) runs its kept input at the end of the current API call, never
+ * recursively inside the other connection's request. */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+typedef struct bsub {
+    struct bsub *rnext; /* ring of eligible subscriptions of q */
+    struct bsub *rprev;
+    int in_ring;
+    struct bsub *cnext; /* subscriptions of c */
+    bqueue *q;
+    struct bconn *c;
+    uint32_t credit;
+} bsub;
+
+enum { DL_NONE = 0, DL_DIRTY, DL_RETURNED };
+
+typedef struct bconn {
+    uint32_t id;
+    unsigned user_paused : 1; /* beuss_conn_pause */
+    unsigned full : 1;        /* output reached the high water */
+    unsigned closing : 1;     /* QUIT, a fatal error or no memory: no more requests */
+    unsigned waiting : 1;     /* in a GET WAIT */
+    unsigned in_run : 1;
+    bparser ps;
+    bbuf out;
+    size_t out_returned; /* output bytes handed out by beuss_output_next */
+    uint32_t flags_reported;
+    int dl;              /* which output list the connection is on */
+    struct bconn *dnext;
+    struct bconn *dprev;
+    bbuf pend;           /* input kept while blocked */
+    size_t pend_off;
+    bsub *subs;
+    bqueue *wq;          /* queue of the GET WAIT */
+    struct bconn *wnext;
+    struct bconn *wprev;
+    btimer wt;
+    struct bconn *rnext; /* connections to run at the end of the call */
+    struct bconn *rprev;
+} bconn;
+
+/* bslot holds a connection, or links to the next free id. */
+typedef struct bslot {
+    bconn *c;
+    uint32_t next_free;
+} bslot;
+
+#define NO_SLOT UINT32_MAX
+
+typedef struct blist {
+    bconn *head;
+    bconn *tail;
+} blist;
+
+struct beuss_engine {
+    balloc al;
+    beuss_config cfg;
+    uint64_t created_ms;
+    uint64_t now_ms;
+    bslot *slots;    /* connections by id */
+    uint32_t nslots;
+    uint32_t cap_slots;
+    uint32_t free_head; /* a free slot, or NO_SLOT */
+    bqtable qt;
+    bheap timers;
+    blist dirty;    /* output not yet returned */
+    blist returned; /* returned by output_next, not yet done */
+    bconn *runh;
+    bconn *runt;
+    uint64_t messages;
+    uint64_t bytes;
+    beuss_stats st; /* the counters; gauges are filled by beuss_engine_stats */
+};
+
+#define CONN_OF_TIMER(t) ((bconn *)((char *)(t) - offsetof(bconn, wt)))
+
+/* ---- config ------------------------------------------------------------ */
+
+void beuss_config_init(beuss_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    cfg->max_message_size = BEUSS_DEFAULT_MAX_MESSAGE_SIZE;
+    cfg->oversize = BEUSS_OVERSIZE_TRUNCATE;
+    cfg->max_queued_bytes = BEUSS_DEFAULT_MAX_QUEUED_BYTES;
+    cfg->max_line = BEUSS_DEFAULT_MAX_LINE;
+    cfg->output_high_water = BEUSS_DEFAULT_OUTPUT_HIGH_WATER;
+    cfg->queue_idle_ms = 0;
+}
+
+static int config_ok(const beuss_config *c)
+{
+    return c->max_message_size >= 1 && c->max_message_size <= BEUSS_MAX_MAX_MESSAGE_SIZE &&
+           (c->oversize == BEUSS_OVERSIZE_TRUNCATE || c->oversize == BEUSS_OVERSIZE_REJECT) &&
+           c->max_line >= BEUSS_MIN_MAX_LINE && c->max_line <= BEUSS_MAX_MAX_LINE &&
+           c->output_high_water >= 1;
+}
+
+/* ---- lists --------------------------------------------------------------- */
+
+static void list_push(blist *l, bconn *c)
+{
+    c->dnext = NULL;
+    c->dprev = l->tail;
+    if (l->tail)
+        l->tail->dnext = c;
+    else
+        l->head = c;
+    l->tail = c;
+}
+
+static void list_unlink(blist *l, bconn *c)
+{
+    if (c->dprev)
+        c->dprev->dnext = c->dnext;
+    else
+        l->head = c->dnext;
+    if (c->dnext)
+        c->dnext->dprev = c->dprev;
+    else
+        l->tail = c->dprev;
+    c->dnext = c->dprev = NULL;
+}
+
+static uint32_t conn_flags(const bconn *c)
+{
+    return (c->closing ? BEUSS_OUT_CLOSE : 0u) | (c->full ? BEUSS_OUT_FULL : 0u) |
+           (c->waiting ? BEUSS_OUT_WAITING : 0u);
+}
+
+/* mark puts c on the output list: it has new output or changed flags. */
+static void mark(beuss_engine *e, bconn *c)
+{
+    if (c->dl == DL_NONE) {
+        list_push(&e->dirty, c);
+        c->dl = DL_DIRTY;
+    }
+}
+
+static void run_add(beuss_engine *e, bconn *c)
+{
+    if (c->in_run)
+        return;
+    c->in_run = 1;
+    c->rnext = NULL;
+    c->rprev = e->runt;
+    if (e->runt)
+        e->runt->rnext = c;
+    else
+        e->runh = c;
+    e->runt = c;
+}
+
+static void run_unlink(beuss_engine *e, bconn *c)
+{
+    if (!c->in_run)
+        return;
+    if (c->rprev)
+        c->rprev->rnext = c->rnext;
+    else
+        e->runh = c->rnext;
+    if (c->rnext)
+        c->rnext->rprev = c->rprev;
+    else
+        e->runt = c->rprev;
+    c->rnext = c->rprev = NULL;
+    c->in_run = 0;
+}
+
+static int blocked(const bconn *c)
+{
+    return c->user_paused | c->full | c->closing | c->waiting;
+}
+
+/* ---- subscriptions ----------------------------------------------------- */
+
+static int sub_eligible(const bsub *s)
+{
+    const bconn *c = s->c;
+    return s->credit > 0 && !c->user_paused && !c->full && !c->closing;
+}
+
+static void ring_add(bsub *s)
+{
+    bqueue *q = s->q;
+    if (s->in_ring)
+        return;
+    if (q->ring == NULL) {
+        s->rnext = s->rprev = s;
+        q->ring = s;
+    } else {
+        /* Insert before the head: the newcomer is served last in this round. */
+        bsub *h = q->ring;
+        s->rnext = h;
+        s->rprev = h->rprev;
+        h->rprev->rnext = s;
+        h->rprev = s;
+    }
+    s->in_ring = 1;
+}
+
+static void ring_del(bsub *s)
+{
+    bqueue *q = s->q;
+    if (!s->in_ring)
+        return;
+    if (s->rnext == s) {
+        q->ring = NULL;
+    } else {
+        s->rprev->rnext = s->rnext;
+        s->rnext->rprev = s->rprev;
+        if (q->ring == s)
+            q->ring = s->rnext;
+    }
+    s->rnext = s->rprev = NULL;
+    s->in_ring = 0;
+}
+
+static void sub_update(bsub *s)
+{
+    if (sub_eligible(s))
+        ring_add(s);
+    else
+        ring_del(s);
+}
+
+static bsub *sub_find(const bconn *c, const bqueue *q)
+{
+    bsub *s;
+    for (s = c->subs; s; s = s->cnext)
+        if (s->q == q)
+            return s;
+    return NULL;
+}
+
+static void sub_free(beuss_engine *e, bsub *s)
+{
+    bsub **pp;
+    ring_del(s);
+    for (pp = &s->c->subs; *pp; pp = &(*pp)->cnext)
+        if (*pp == s) {
+            *pp = s->cnext;
+            break;
+        }
+    s->q->nsubs--;
+    e->st.consumers--;
+    ba_free(&e->al, s, sizeof *s);
+}
+
+/* ---- waiting GETs -------------------------------------------------------- */
+
+/* wait_end takes c out of its queue's waiters and the timer heap. */
+static void wait_end(beuss_engine *e, bconn *c)
+{
+    bqueue *q = c->wq;
+    if (!c->waiting)
+        return;
+    if (c->wprev)
+        c->wprev->wnext = c->wnext;
+    else
+        q->wfirst = c->wnext;
+    if (c->wnext)
+        c->wnext->wprev = c->wprev;
+    else
+        q->wlast = c->wprev;
+    q->nwait--;
+    c->wnext = c->wprev = NULL;
+    c->wq = NULL;
+    heap_remove(&e->timers, &c->wt);
+    c->waiting = 0;
+    e->st.waiting--;
+    mark(e, c);
+}
+
+/* ---- connection state ---------------------------------------------------- */
+
+/* conn_set_closing stops c for good: no more requests, no more pushes. Its
+ * subscriptions end and a waiting GET is dropped, so their messages stay in
+ * the queue for others. Its output so far is still reported, with
+ * BEUSS_OUT_CLOSE. */
+static void conn_set_closing(beuss_engine *e, bconn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    wait_end(e, c);
+    while (c->subs)
+        sub_free(e, c->subs);
+    mark(e, c);
+}
+
+/* conn_full pauses c because its output reached the high water. */
+static void conn_full(beuss_engine *e, bconn *c)
+{
+    bsub *s;
+    c->full = 1;
+    for (s = c->subs; s; s = s->cnext)
+        ring_del(s);
+    mark(e, c);
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+/* out_begin returns room for n bytes at the end of c's output, or NULL when
+ * memory runs out; then c is closed, since a reply is lost and the stream
+ * is out of sync. */
+static uint8_t *out_begin(beuss_engine *e, bconn *c, size_t n)
+{
+    uint8_t *w = buf_reserve(&e->al, &c->out, n);
+    if (B_UNLIKELY(w == NULL))
+        conn_set_closing(e, c);
+    return w;
+}
+
+/* out_end commits n bytes written after out_begin. */
+static void out_end(beuss_engine *e, bconn *c, size_t n)
+{
+    c->out.len += n;
+    mark(e, c);
+    if (c->out.len >= e->cfg.output_high_water && !c->full)
+        conn_full(e, c);
+}
+
+static int reply_lit(beuss_engine *e, bconn *c, const char *s, size_t n)
+{
+    uint8_t *w = out_begin(e, c, n);
+    if (w == NULL)
+        return -1;
+    memcpy(w, s, n);
+    out_end(e, c, n);
+    return 0;
+}
+
+#define REPLY(e, c, s) reply_lit(e, c, s, sizeof(s) - 1)
+
+static int reply_ok_num(beuss_engine *e, bconn *c, uint64_t v)
+{
+    uint8_t *w = out_begin(e, c, 3 + 20 + 2);
+    size_t n;
+    if (w == NULL)
+        return -1;
+    memcpy(w, "OK ", 3);
+    n = 3 + u64_to_dec(w + 3, v);
+    w[n++] = '\r';
+    w[n++] = '\n';
+    out_end(e, c, n);
+    return 0;
+}
+
+/* reply_payload writes "<word><bytes>\r\n<payload>\r\n", where word is "MSG "
+ * or "DATA ". */
+static int reply_payload(beuss_engine *e, bconn *c, const char *word, size_t wl,
+                         const uint8_t *p, size_t len)
+{
+    uint8_t *w = out_begin(e, c, wl + 20 + 2 + len + 2);
+    size_t n;
+    if (w == NULL)
+        return -1;
+    memcpy(w, word, wl);
+    n = wl + u64_to_dec(w + wl, len);
+    w[n++] = '\r';
+    w[n++] = '\n';
+    if (len)
+        memcpy(w + n, p, len);
+    n += len;
+    w[n++] = '\r';
+    w[n++] = '\n';
+    out_end(e, c, n);
+    return 0;
+}
+
+static int reply_err(beuss_engine *e, bconn *c, berr code, const char *text)
+{
+    const char *name = berr_name(code);
+    size_t nl = strlen(name), tl = strlen(text);
+    uint8_t *w = out_begin(e, c, 4 + nl + 1 + tl + 2);
+    size_t n = 0;
+    e->st.protocol_errors++;
+    if (w == NULL)
+        return -1;
+    memcpy(w, "ERR ", 4);
+    n = 4;
+    memcpy(w + n, name, nl);
+    n += nl;
+    w[n++] = ' ';
+    memcpy(w + n, text, tl);
+    n += tl;
+    w[n++] = '\r';
+    w[n++] = '\n';
+    out_end(e, c, n);
+    return 0;
+}
+
+/* ---- delivery ----------------------------------------------------------- */
+
+/* push_to writes a PUSH of p[0:n) to subscription s and spends one credit.
+ * It returns 0, or -1 when c's output could not grow (then c is closed and
+ * s is freed: the caller must not touch s). */
+static int push_to(beuss_engine *e, bsub *s, const uint8_t *p, size_t n)
+{
+    bconn *c = s->c;
+    bqueue *q = s->q;
+    uint8_t *w = out_begin(e, c, 5 + q->namelen + 1 + 20 + 2 + n + 2);
+    size_t k;
+    if (w == NULL)
+        return -1;
+    memcpy(w, "PUSH ", 5);
+    k = 5;
+    memcpy(w + k, q->name, q->namelen);
+    k += q->namelen;
+    w[k++] = ' ';
+    k += u64_to_dec(w + k, n);
+    w[k++] = '\r';
+    w[k++] = '\n';
+    if (n)
+        memcpy(w + k, p, n);
+    k += n;
+    w[k++] = '\r';
+    w[k++] = '\n';
+    s->credit--;
+    e->st.pushed++;
+    if (s->in_ring)
+        q->ring = s->rnext; /* round robin: the next one is served next */
+    if (s->credit == 0)
+        ring_del(s);
+    out_end(e, c, k);
+    return 0;
+}
+
+/* answer_waiter answers c's GET WAIT with p[0:n). It returns 0, or -1 when
+ * c's output could not grow (then c is closed and no longer waits). */
+static int answer_waiter(beuss_engine *e, bconn *c, const uint8_t *p, size_t n)
+{
+    if (reply_payload(e, c, "MSG ", 4, p, n) != 0)
+        return -1;
+    wait_end(e, c);
+    e->st.taken++;
+    run_add(e, c);
+    return 0;
+}
+
+static void queue_drop(beuss_engine *e, bqueue *q)
+{
+    const uint8_t *p;
+    size_t n;
+    if (store_peek(&q->st, &p, &n)) {
+        e->messages--;
+        e->bytes -= n;
+        store_drop(&q->st, &e->al);
+    }
+}
+
+/* pump hands q's ready messages to its eligible consumers, waiting GETs
+ * first, until either runs out. */
+static void pump(beuss_engine *e, bqueue *q)
+{
+    while (q->st.count) {
+        const uint8_t *p;
+        size_t n;
+        store_peek(&q->st, &p, &n);
+        if (q->wfirst) {
+            if (answer_waiter(e, q->wfirst, p, n) == 0)
+                queue_drop(e, q);
+        } else if (q->ring) {
+            if (push_to(e, q->ring, p, n) == 0)
+                queue_drop(e, q);
+        } else {
+            break;
+        }
+    }
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+static void err_usage(beuss_engine *e, bconn *c, const char *usage)
+{
+    reply_err(e, c, BE_BAD_ARGS, usage);
+}
+
+static void err_queue(beuss_engine *e, bconn *c, bview t)
+{
+    char esc[64], msg[160];
+    bp_escape(esc, sizeof esc, t.p, t.n);
+    snprintf(msg, sizeof msg,
+             "bad queue name '%s': 1 to 255 bytes of printable ASCII or bytes >= 128", esc);
+    reply_err(e, c, BE_BAD_QUEUE_NAME, msg);
+}
+
+static void err_number(beuss_engine *e, bconn *c, bview t)
+{
+    char esc[48], msg[96];
+    bp_escape(esc, sizeof esc, t.p, t.n);
+    snprintf(msg, sizeof msg, "'%s' is not 1 to 19 decimal digits", esc);
+    reply_err(e, c, BE_BAD_NUMBER, msg);
+}
+
+/* check_args replies BAD_ARGS or BAD_QUEUE_NAME and returns 0 unless f has
+ * between lo and hi tokens and, when it has a queue, a valid one. */
+static int check_args(beuss_engine *e, bconn *c, const bframe *f, uint32_t lo, uint32_t hi,
+                      const char *usage)
+{
+    if (f->ntok < lo || f->ntok > hi) {
+        err_usage(e, c, usage);
+        return 0;
+    }
+    if (lo >= 2 && !bp_valid_queue(f->tok[1])) {
+        err_queue(e, c, f->tok[1]);
+        return 0;
+    }
+    return 1;
+}
+
+static void do_put(beuss_engine *e, bconn *c, const bframe *f)
+{
+    bqueue *q;
+    switch (f->err) {
+    case BE_NONE:
+        break;
+    case BE_BAD_QUEUE_NAME:
+        err_queue(e, c, f->tok[1]);
+        return;
+    case BE_BAD_ARGS:
+        err_usage(e, c, "PUT takes a queue and a length: PUT <queue> <bytes>");
+        return;
+    case BE_TOO_LARGE: {
+        char msg[96];
+        e->st.rejected_large++;
+        snprintf(msg, sizeof msg, "message of %llu bytes is over the maximum of %llu",
+                 (unsigned long long)f->declared, (unsigned long long)e->cfg.max_message_size);
+        reply_err(e, c, BE_TOO_LARGE, msg);
+        return;
+    }
+    default:
+        reply_err(e, c, BE_INTERNAL, "out of memory reading the message; nothing was stored");
+        return;
+    }
+    q = qt_get(&e->qt, &e->al, f->tok[1].p, f->tok[1].n);
+    if (q == NULL) {
+        reply_err(e, c, BE_INTERNAL, "out of memory creating the queue; nothing was stored");
+        return;
+    }
+    if (q->st.count == 0) {
+        /* Hand over directly: no copy through the store. */
+        while (q->wfirst)
+            if (answer_waiter(e, q->wfirst, f->payload, f->plen) == 0)
+                goto accepted;
+        while (q->ring)
+            if (push_to(e, q->ring, f->payload, f->plen) == 0)
+                goto accepted;
+    }
+    if (e->cfg.max_queued_bytes && e->bytes + f->plen > e->cfg.max_queued_bytes) {
+        e->st.rejected_full++;
+        reply_err(e, c, BE_FULL, "the server's cap on queued bytes would be exceeded");
+        return;
+    }
+    if (store_append(&q->st, &e->al, f->payload, f->plen) != 0) {
+        reply_err(e, c, BE_INTERNAL, "out of memory storing the message; nothing was stored");
+        return;
+    }
+    e->messages++;
+    e->bytes += f->plen;
+accepted:
+    e->st.puts++;
+    if (f->truncated)
+        e->st.truncated++;
+    reply_ok_num(e, c, f->plen);
+}
+
+static void do_get(beuss_engine *e, bconn *c, const bframe *f, uint64_t now)
+{
+    static const char usage[] = "usage: GET <queue> [WAIT <ms>]";
+    uint64_t ms = 0;
+    bqueue *q;
+    const uint8_t *p;
+    size_t n;
+    if (!check_args(e, c, f, 2, 4, usage))
+        return;
+    if (f->ntok == 3) {
+        err_usage(e, c, usage);
+        return;
+    }
+    if (f->ntok == 4) {
+        if (!bp_tok_is(f->tok[2], "WAIT")) {
+            err_usage(e, c, usage);
+            return;
+        }
+        if (!bp_parse_number(f->tok[3], &ms)) {
+            err_number(e, c, f->tok[3]);
+            return;
+        }
+    }
+    q = qt_find(&e->qt, f->tok[1].p, f->tok[1].n);
+    if (q && store_peek(&q->st, &p, &n)) {
+        if (reply_payload(e, c, "MSG ", 4, p, n) == 0) {
+            queue_drop(e, q);
+            e->st.taken++;
+        }
+        return;
+    }
+    if (ms == 0) {
+        REPLY(e, c, "EMPTY\r\n");
+        return;
+    }
+    q = qt_get(&e->qt, &e->al, f->tok[1].p, f->tok[1].n);
+    if (q == NULL) {
+        reply_err(e, c, BE_INTERNAL, "out of memory creating the queue");
+        return;
+    }
+    c->wt.at = ms > UINT64_MAX - now ? UINT64_MAX : now + ms;
+    if (c->wt.at > (uint64_t)INT64_MAX)
+        c->wt.at = (uint64_t)INT64_MAX;
+    c->wt.kind = 1;
+    if (heap_insert(&e->timers, &e->al, &c->wt) != 0) {
+        reply_err(e, c, BE_INTERNAL, "out of memory registering the wait");
+        return;
+    }
+    c->wq = q;
+    c->wnext = NULL;
+    c->wprev = q->wlast;
+    if (q->wlast)
+        q->wlast->wnext = c;
+    else
+        q->wfirst = c;
+    q->wlast = c;
+    q->nwait++;
+    c->waiting = 1;
+    e->st.waiting++;
+    mark(e, c);
+}
+
+static void do_peek(beuss_engine *e, bconn *c, const bframe *f)
+{
+    bqueue *q;
+    const uint8_t *p;
+    size_t n;
+    if (!check_args(e, c, f, 2, 2, "usage: PEEK <queue>"))
+        return;
+    q = qt_find(&e->qt, f->tok[1].p, f->tok[1].n);
+    if (q && store_peek(&q->st, &p, &n))
+        reply_payload(e, c, "MSG ", 4, p, n);
+    else
+        REPLY(e, c, "EMPTY\r\n");
+}
+
+static void do_on(beuss_engine *e, bconn *c, const bframe *f)
+{
+    static const char usage[] = "usage: ON <queue> [CREDIT <n>]";
+    uint64_t credit = 1;
+    bqueue *q;
+    bsub *s;
+    if (!check_args(e, c, f, 2, 4, usage))
+        return;
+    if (f->ntok == 3 || (f->ntok == 4 && !bp_tok_is(f->tok[2], "CREDIT"))) {
+        err_usage(e, c, usage);
+        return;
+    }
+    if (f->ntok == 4 && !bp_parse_number(f->tok[3], &credit)) {
+        err_number(e, c, f->tok[3]);
+        return;
+    }
+    q = qt_get(&e->qt, &e->al, f->tok[1].p, f->tok[1].n);
+    if (q == NULL) {
+        reply_err(e, c, BE_INTERNAL, "out of memory creating the queue");
+        return;
+    }
+    if (sub_find(c, q)) {
+        reply_err(e, c, BE_ALREADY_SUBSCRIBED, "this connection already has an ON for that queue");
+        return;
+    }
+    s = ba_malloc(&e->al, sizeof *s);
+    if (s == NULL) {
+        reply_err(e, c, BE_INTERNAL, "out of memory subscribing");
+        return;
+    }
+    memset(s, 0, sizeof *s);
+    s->q = q;
+    s->c = c;
+    s->credit = credit > UINT32_MAX ? UINT32_MAX : (uint32_t)credit;
+    s->cnext = c->subs;
+    c->subs = s;
+    q->nsubs++;
+    e->st.consumers++;
+    if (REPLY(e, c, "OK\r\n") != 0)
+        return; /* c is closing; s is gone */
+    sub_update(s);
+    pump(e, q);
+}
+
+static void do_credit(beuss_engine *e, bconn *c, const bframe *f)
+{
+    uint64_t n, credit;
+    bqueue *q;
+    bsub *s;
+    if (!check_args(e, c, f, 3, 3, "usage: CREDIT <queue> <n>"))
+        return;
+    if (!bp_parse_number(f->tok[2], &n)) {
+        err_number(e, c, f->tok[2]);
+        return;
+    }
+    q = qt_find(&e->qt, f->tok[1].p, f->tok[1].n);
+    s = q ? sub_find(c, q) : NULL;
+    if (s == NULL) {
+        reply_err(e, c, BE_NOT_SUBSCRIBED, "no ON for that queue on this connection");
+        return;
+    }
+    credit = (uint64_t)s->credit + n;
+    s->credit = credit > UINT32_MAX ? UINT32_MAX : (uint32_t)credit;
+    if (reply_ok_num(e, c, s->credit) != 0)
+        return;
+    sub_update(s);
+    pump(e, q);
+}
+
+static void do_off(beuss_engine *e, bconn *c, const bframe *f)
+{
+    bqueue *q;
+    bsub *s;
+    if (!check_args(e, c, f, 2, 2, "usage: OFF <queue>"))
+        return;
+    q = qt_find(&e->qt, f->tok[1].p, f->tok[1].n);
+    s = q ? sub_find(c, q) : NULL;
+    if (s == NULL) {
+        reply_err(e, c, BE_NOT_SUBSCRIBED, "no ON for that queue on this connection");
+        return;
+    }
+    sub_free(e, s);
+    REPLY(e, c, "OK\r\n");
+}
+
+static void do_len(beuss_engine *e, bconn *c, const bframe *f)
+{
+    bqueue *q;
+    if (!check_args(e, c, f, 2, 2, "usage: LEN <queue>"))
+        return;
+    q = qt_find(&e->qt, f->tok[1].p, f->tok[1].n);
+    reply_ok_num(e, c, q ? q->st.count : 0);
+}
+
+static void do_purge(beuss_engine *e, bconn *c, const bframe *f)
+{
+    bqueue *q;
+    uint64_t n = 0;
+    if (!check_args(e, c, f, 2, 2, "usage: PURGE <queue>"))
+        return;
+    q = qt_find(&e->qt, f->tok[1].p, f->tok[1].n);
+    if (q) {
+        e->messages -= q->st.count;
+        e->bytes -= q->st.bytes;
+        n = store_purge(&q->st, &e->al);
+    }
+    reply_ok_num(e, c, n);
+}
+
+static int cmp_queue(const void *a, const void *b)
+{
+    const bqueue *x = *(const bqueue *const *)a, *y = *(const bqueue *const *)b;
+    size_t n = x->namelen < y->namelen ? x->namelen : y->namelen;
+    int r = memcmp(x->name, y->name, n);
+    if (r)
+        return r;
+    return x->namelen < y->namelen ? -1 : x->namelen > y->namelen;
+}
+
+static void do_queues(beuss_engine *e, bconn *c)
+{
+    size_t n = e->qt.count, i, k = 0, size = 0, w;
+    bqueue **v = NULL;
+    uint8_t *o;
+    if (n) {
+        v = ba_malloc(&e->al, n * sizeof *v);
+        if (v == NULL) {
+            reply_err(e, c, BE_INTERNAL, "out of memory listing the queues");
+            return;
+        }
+        for (i = 0; i < e->qt.nb; i++) {
+            bqueue *q;
+            for (q = e->qt.b[i]; q; q = q->hnext)
+                v[k++] = q;
+        }
+        qsort(v, n, sizeof *v, cmp_queue);
+    }
+    for (i = 0; i < n; i++)
+        size += v[i]->namelen + 1 + u64_dec_len(v[i]->st.count) + 1 + u64_dec_len(v[i]->nsubs) + 1;
+    o = out_begin(e, c, 5 + 20 + 2 + size + 2);
+    if (o != NULL) {
+        memcpy(o, "DATA ", 5);
+        w = 5 + u64_to_dec(o + 5, size);
+        o[w++] = '\r';
+        o[w++] = '\n';
+        for (i = 0; i < n; i++) {
+            memcpy(o + w, v[i]->name, v[i]->namelen);
+            w += v[i]->namelen;
+            o[w++] = ' ';
+            w += u64_to_dec(o + w, v[i]->st.count);
+            o[w++] = ' ';
+            w += u64_to_dec(o + w, v[i]->nsubs);
+            o[w++] = '\n';
+        }
+        o[w++] = '\r';
+        o[w++] = '\n';
+        out_end(e, c, w);
+    }
+    ba_free(&e->al, v, n * sizeof *v);
+}
+
+static void do_stats(beuss_engine *e, bconn *c, uint64_t now)
+{
+    beuss_stats s;
+    char doc[1024];
+    int n;
+    memset(&s, 0, sizeof s);
+    beuss_engine_stats(e, &s);
+    n = snprintf(doc, sizeof doc,
+                 "protocol %d\nuptime_ms %llu\nconnections %llu\nqueues %llu\nmessages %llu\n"
+                 "bytes %llu\nconsumers %llu\nwaiting %llu\nputs %llu\ntaken %llu\npushed %llu\n"
+                 "truncated %llu\nrejected_large %llu\nrejected_full %llu\nprotocol_errors %llu\n"
+                 "max_message_size %llu\noversize %s\nmax_queued_bytes %llu\nmemory %llu\n",
+                 BEUSS_PROTOCOL_VERSION,
+                 (unsigned long long)(now > e->created_ms ? now - e->created_ms : 0),
+                 (unsigned long long)s.connections, (unsigned long long)s.queues,
+                 (unsigned long long)s.messages, (unsigned long long)s.bytes,
+                 (unsigned long long)s.consumers, (unsigned long long)s.waiting,
+                 (unsigned long long)s.puts, (unsigned long long)s.taken,
+                 (unsigned long long)s.pushed, (unsigned long long)s.truncated,
+                 (unsigned long long)s.rejected_large, (unsigned long long)s.rejected_full,
+                 (unsigned long long)s.protocol_errors,
+                 (unsigned long long)e->cfg.max_message_size,
+                 e->cfg.oversize == BEUSS_OVERSIZE_REJECT ? "reject" : "truncate",
+                 (unsigned long long)e->cfg.max_queued_bytes, (unsigned long long)s.memory);
+    if (n < 0 || (size_t)n >= sizeof doc) {
+        reply_err(e, c, BE_INTERNAL, "statistics do not fit");
+        return;
+    }
+    reply_payload(e, c, "DATA ", 5, (const uint8_t *)doc, (size_t)n);
+}
+
+/* exec runs one complete request of c. */
+static void exec(beuss_engine *e, bconn *c, const bframe *f, uint64_t now)
+{
+    switch (f->cmd) {
+    case BC_PUT:
+        do_put(e, c, f);
+        break;
+    case BC_GET:
+        do_get(e, c, f, now);
+        break;
+    case BC_PEEK:
+        do_peek(e, c, f);
+        break;
+    case BC_ON:
+        do_on(e, c, f);
+        break;
+    case BC_CREDIT:
+        do_credit(e, c, f);
+        break;
+    case BC_OFF:
+        do_off(e, c, f);
+        break;
+    case BC_LEN:
+        do_len(e, c, f);
+        break;
+    case BC_PURGE:
+        do_purge(e, c, f);
+        break;
+    case BC_QUEUES:
+        if (check_args(e, c, f, 1, 1, "QUEUES takes no arguments"))
+            do_queues(e, c);
+        break;
+    case BC_STATS:
+        if (check_args(e, c, f, 1, 1, "STATS takes no arguments"))
+            do_stats(e, c, now);
+        break;
+    case BC_PING:
+        if (check_args(e, c, f, 1, 1, "PING takes no arguments"))
+            REPLY(e, c, "PONG\r\n");
+        break;
+    case BC_QUIT:
+        if (check_args(e, c, f, 1, 1, "QUIT takes no arguments") && REPLY(e, c, "OK\r\n") == 0)
+            conn_set_closing(e, c);
+        break;
+    default: {
+        char esc[48], msg[80];
+        bp_escape(esc, sizeof esc, f->tok[0].p, f->tok[0].n);
+        snprintf(msg, sizeof msg, "unknown command '%s'", esc);
+        reply_err(e, c, BE_UNKNOWN_COMMAND, msg);
+        break;
+    }
+    }
+}
+
+/* conn_process runs c's requests in data[0:len) until it is blocked or the
+ * bytes run out, and returns the number of bytes consumed. */
+static size_t conn_process(beuss_engine *e, bconn *c, const uint8_t *data, size_t len,
+                           uint64_t now)
+{
+    size_t pos = 0;
+    while (!blocked(c)) {
+        size_t used = 0;
+        bframe *f = NULL;
+        int r = bp_next(&c->ps, &e->al, data + pos, len - pos, &used, &f);
+        pos += used;
+        if (r == BP_MORE)
+            break;
+        if (r == BP_ERROR) {
+            reply_err(e, c, c->ps.err, c->ps.errstr);
+            conn_set_closing(e, c);
+            break;
+        }
+        exec(e, c, f, now);
+    }
+    return pos;
+}
+
+/* pend_add keeps data for when c can run again. */
+static int pend_add(beuss_engine *e, bconn *c, const uint8_t *data, size_t len)
+{
+    size_t have = c->pend.len - c->pend_off;
+    if (len > BEUSS_MAX_PENDING_INPUT || have > BEUSS_MAX_PENDING_INPUT - len) {
+        conn_set_closing(e, c);
+        return BEUSS_EOVERFLOW;
+    }
+    if (c->pend_off && c->pend_off >= c->pend.len / 2) {
+        buf_consume(&c->pend, c->pend_off);
+        c->pend_off = 0;
+    }
+    if (buf_append(&e->al, &c->pend, data, len) != 0) {
+        reply_err(e, c, BE_INTERNAL, "out of memory buffering input");
+        conn_set_closing(e, c);
+        return BEUSS_ENOMEM;
+    }
+    return BEUSS_OK;
+}
+
+/* run_pending runs c's kept input as far as c is not blocked. */
+static void run_pending(beuss_engine *e, bconn *c, uint64_t now)
+{
+    if (!blocked(c) && c->pend_off < c->pend.len)
+        c->pend_off += conn_process(e, c, c->pend.p + c->pend_off, c->pend.len - c->pend_off, now);
+    if (c->closing || c->pend_off >= c->pend.len) {
+        c->pend.len = 0;
+        c->pend_off = 0;
+        buf_shrink(&e->al, &c->pend, 0);
+    }
+}
+
+/* run_all runs the kept input of every connection unblocked during this
+ * call; running one may unblock others. */
+static void run_all(beuss_engine *e, uint64_t now)
+{
+    while (e->runh) {
+        bconn *c = e->runh;
+        run_unlink(e, c);
+        run_pending(e, c, now);
+    }
+}
+
+/* ---- public API ---------------------------------------------------------- */
+
+beuss_engine *beuss_engine_new(const beuss_config *cfg, const beuss_allocator *alloc,
+                               uint64_t now_ms)
+{
+    beuss_config def;
+    balloc al;
+    beuss_engine *e;
+    if (cfg == NULL) {
+        beuss_config_init(&def);
+        cfg = &def;
+    }
+    if (!config_ok(cfg))
+        return NULL;
+    ba_init(&al, alloc);
+    e = ba_malloc(&al, sizeof *e);
+    if (e == NULL)
+        return NULL;
+    memset(e, 0, sizeof *e);
+    e->al = al;
+    e->cfg = *cfg;
+    e->created_ms = e->now_ms = now_ms;
+    e->free_head = NO_SLOT;
+    if (qt_init(&e->qt, &e->al) != 0) {
+        ba_free(&e->al, e, sizeof *e);
+        return NULL;
+    }
+    return e;
+}
+
+static bconn *conn_get(const beuss_engine *e, uint32_t id)
+{
+    return id < e->nslots ? e->slots[id].c : NULL;
+}
+
+static void conn_destroy(beuss_engine *e, bconn *c)
+{
+    conn_set_closing(e, c);
+    if (c->dl == DL_DIRTY)
+        list_unlink(&e->dirty, c);
+    else if (c->dl == DL_RETURNED)
+        list_unlink(&e->returned, c);
+    run_unlink(e, c);
+    bp_free(&c->ps, &e->al);
+    buf_free(&e->al, &c->out);
+    buf_free(&e->al, &c->pend);
+    e->slots[c->id].c = NULL;
+    e->slots[c->id].next_free = e->free_head;
+    e->free_head = c->id;
+    e->st.connections--;
+    ba_free(&e->al, c, sizeof *c);
+}
+
+void beuss_engine_free(beuss_engine *e)
+{
+    uint32_t i;
+    balloc al;
+    if (e == NULL)
+        return;
+    for (i = 0; i < e->nslots; i++)
+        if (e->slots[i].c)
+            conn_destroy(e, e->slots[i].c);
+    qt_free(&e->qt, &e->al);
+    heap_free(&e->timers, &e->al);
+    ba_free(&e->al, e->slots, e->cap_slots * sizeof *e->slots);
+    al = e->al;
+    ba_free(&al, e, sizeof *e);
+}
+
+int beuss_conn_open(beuss_engine *e, uint32_t *id)
+{
+    bconn *c;
+    uint32_t i;
+    if (e == NULL || id == NULL)
+        return BEUSS_EINVAL;
+    if (e->free_head == NO_SLOT && e->nslots == e->cap_slots) {
+        uint32_t cap = e->cap_slots ? e->cap_slots * 2 : 16;
+        bslot *v;
+        if (cap < e->cap_slots)
+            return BEUSS_ENOMEM;
+        v = ba_realloc(&e->al, e->slots, e->cap_slots * sizeof *v, cap * sizeof *v);
+        if (v == NULL)
+            return BEUSS_ENOMEM;
+        e->slots = v;
+        e->cap_slots = cap;
+    }
+    c = ba_malloc(&e->al, sizeof *c);
+    if (c == NULL)
+        return BEUSS_ENOMEM;
+    memset(c, 0, sizeof *c);
+    if (e->free_head != NO_SLOT) {
+        i = e->free_head;
+        e->free_head = e->slots[i].next_free;
+    } else {
+        i = e->nslots++;
+    }
+    c->id = i;
+    c->wt.idx = BH_NONE;
+    bp_init(&c->ps, e->cfg.max_line, e->cfg.max_message_size,
+            e->cfg.oversize == BEUSS_OVERSIZE_REJECT);
+    e->slots[i].c = c;
+    e->st.connections++;
+    *id = i;
+    return BEUSS_OK;
+}
+
+int beuss_conn_close(beuss_engine *e, uint32_t id, uint64_t now_ms)
+{
+    bconn *c;
+    if (e == NULL)
+        return BEUSS_EINVAL;
+    c = conn_get(e, id);
+    if (c == NULL)
+        return BEUSS_ENOCONN;
+    e->now_ms = now_ms;
+    conn_destroy(e, c);
+    run_all(e, now_ms);
+    return BEUSS_OK;
+}
+
+int beuss_feed(beuss_engine *e, uint32_t id, const uint8_t *data, size_t len, uint64_t now_ms)
+{
+    bconn *c;
+    int r = BEUSS_OK;
+    if (e == NULL || (data == NULL && len != 0))
+        return BEUSS_EINVAL;
+    c = conn_get(e, id);
+    if (c == NULL)
+        return BEUSS_ENOCONN;
+    e->now_ms = now_ms;
+    if (c->closing || len == 0)
+        return BEUSS_OK; /* after QUIT or a fatal error, input is ignored */
+    if (blocked(c) || c->pend_off < c->pend.len) {
+        r = pend_add(e, c, data, len);
+        if (r == BEUSS_OK)
+            run_pending(e, c, now_ms);
+    } else {
+        size_t used = conn_process(e, c, data, len, now_ms);
+        if (used < len && !c->closing)
+            r = pend_add(e, c, data + used, len - used);
+    }
+    run_all(e, now_ms);
+    return r;
+}
+
+int beuss_conn_pause(beuss_engine *e, uint32_t id)
+{
+    bconn *c;
+    bsub *s;
+    if (e == NULL)
+        return BEUSS_EINVAL;
+    c = conn_get(e, id);
+    if (c == NULL)
+        return BEUSS_ENOCONN;
+    c->user_paused = 1;
+    for (s = c->subs; s; s = s->cnext)
+        ring_del(s);
+    return BEUSS_OK;
+}
+
+int beuss_conn_resume(beuss_engine *e, uint32_t id, uint64_t now_ms)
+{
+    bconn *c;
+    bsub *s;
+    if (e == NULL)
+        return BEUSS_EINVAL;
+    c = conn_get(e, id);
+    if (c == NULL)
+        return BEUSS_ENOCONN;
+    e->now_ms = now_ms;
+    if (c->full)
+        mark(e, c); /* BEUSS_OUT_FULL goes away */
+    c->user_paused = 0;
+    c->full = 0;
+    for (s = c->subs; s; s = s->cnext)
+        sub_update(s);
+    /* Pumping may pause c again or close it (freeing subscriptions): walk
+     * queues by re-reading the list each time. */
+    for (s = c->subs; s != NULL;) {
+        if (s->in_ring)
+            pump(e, s->q);
+        if (c->full || c->closing)
+            break;
+        s = s->cnext;
+    }
+    run_add(e, c);
+    run_all(e, now_ms);
+    return BEUSS_OK;
+}
+
+int64_t beuss_next_deadline(const beuss_engine *e)
+{
+    const btimer *t;
+    if (e == NULL)
+        return -1;
+    t = heap_min(&e->timers);
+    return t ? (int64_t)t->at : -1;
+}
+
+int beuss_tick(beuss_engine *e, uint64_t now_ms)
+{
+    btimer *t;
+    if (e == NULL)
+        return BEUSS_EINVAL;
+    e->now_ms = now_ms;
+    while ((t = heap_min(&e->timers)) != NULL && t->at <= now_ms) {
+        bconn *c = CONN_OF_TIMER(t);
+        /* On failure c is closed, which also ends its wait. */
+        if (REPLY(e, c, "EMPTY\r\n") == 0) {
+            wait_end(e, c);
+            run_add(e, c);
+        }
+    }
+    run_all(e, now_ms);
+    return BEUSS_OK;
+}
+
+int beuss_output_next(beuss_engine *e, beuss_output *out)
+{
+    bconn *c;
+    if (e == NULL || out == NULL)
+        return 0;
+    while ((c = e->dirty.head) != NULL) {
+        uint32_t flags = conn_flags(c);
+        list_unlink(&e->dirty, c);
+        if (c->out.len == c->out_returned && flags == c->flags_reported) {
+            c->dl = DL_NONE; /* nothing new after all */
+            continue;
+        }
+        list_push(&e->returned, c);
+        c->dl = DL_RETURNED;
+        out->conn = c->id;
+        out->flags = flags;
+        out->data = c->out.p + c->out_returned;
+        out->len = c->out.len - c->out_returned;
+        c->out_returned = c->out.len;
+        c->flags_reported = flags;
+        return 1;
+    }
+    return 0;
+}
+
+/* Output buffers keep this much capacity between calls; a burst above it is
+ * given back once written. */
+#define OUT_KEEP_CAP (64u * 1024u)
+
+void beuss_output_done(beuss_engine *e)
+{
+    bconn *c;
+    if (e == NULL)
+        return;
+    while ((c = e->returned.head) != NULL) {
+        list_unlink(&e->returned, c);
+        c->dl = DL_NONE;
+        buf_consume(&c->out, c->out_returned);
+        c->out_returned = 0;
+        buf_shrink(&e->al, &c->out, OUT_KEEP_CAP);
+        if (c->out.len || conn_flags(c) != c->flags_reported)
+            mark(e, c);
+    }
+}
+
+void beuss_engine_stats(const beuss_engine *e, beuss_stats *s)
+{
+    if (e == NULL || s == NULL)
+        return;
+    *s = e->st;
+    s->queues = e->qt.count;
+    s->messages = e->messages;
+    s->bytes = e->bytes;
+    s->memory = e->al.held;
+}

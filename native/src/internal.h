@@ -1,0 +1,267 @@
+/*
+ * internal.h: the engine's private types, shared by its .c files only.
+ *
+ * One concern per file: alloc.c (counting allocator), buf.c (byte buffer),
+ * parser.c (incremental request parser), store.c (FIFO record storage),
+ * queue.c (queues by name), heap.c (timer heap), errors.c (codes and texts),
+ * engine.c (connections, dispatch, delivery, output).
+ */
+#ifndef BEUSS_INTERNAL_H
+#define BEUSS_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "beuss.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define B_LIKELY(x) __builtin_expect(!!(x), 1)
+#define B_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define B_LIKELY(x) (x)
+#define B_UNLIKELY(x) (x)
+#endif
+
+/* ---- alloc.c ---------------------------------------------------------- */
+
+/* balloc wraps the caller's allocator and counts the bytes held. Callers pass
+ * the size of every block back on realloc and free, so the count is exact
+ * without a size header on each block. */
+typedef struct balloc {
+    beuss_allocator a;
+    uint64_t held;
+} balloc;
+
+void ba_init(balloc *al, const beuss_allocator *a);
+void *ba_malloc(balloc *al, size_t n);
+void *ba_realloc(balloc *al, void *p, size_t old, size_t n);
+void ba_free(balloc *al, void *p, size_t n);
+
+/* ---- buf.c ------------------------------------------------------------ */
+
+/* bbuf is a growable byte buffer. */
+typedef struct bbuf {
+    uint8_t *p;
+    size_t len;
+    size_t cap;
+} bbuf;
+
+int buf_grow(balloc *al, bbuf *b, size_t extra);
+int buf_append(balloc *al, bbuf *b, const void *data, size_t n);
+void buf_consume(bbuf *b, size_t n);
+void buf_shrink(balloc *al, bbuf *b, size_t keep_cap);
+void buf_free(balloc *al, bbuf *b);
+
+/* buf_reserve returns a pointer to n writable bytes at the end of b (the
+ * caller then adds what it wrote to b->len), or NULL if memory runs out. */
+static inline uint8_t *buf_reserve(balloc *al, bbuf *b, size_t n)
+{
+    if (B_UNLIKELY(b->cap - b->len < n) && buf_grow(al, b, n) != 0)
+        return NULL;
+    return b->p + b->len;
+}
+
+/* u64_to_dec writes v in decimal at p (no terminator) and returns the number
+ * of bytes written (1..20). */
+size_t u64_to_dec(uint8_t *p, uint64_t v);
+/* u64_dec_len returns the number of decimal digits of v. */
+size_t u64_dec_len(uint64_t v);
+
+/* ---- errors.c --------------------------------------------------------- */
+
+typedef enum berr {
+    BE_NONE = 0,
+    BE_LINE_TOO_LONG,
+    BE_BAD_FRAME,
+    BE_BAD_NUMBER,
+    BE_UNKNOWN_COMMAND,
+    BE_BAD_ARGS,
+    BE_BAD_QUEUE_NAME,
+    BE_TOO_LARGE,
+    BE_FULL,
+    BE_NOT_SUBSCRIBED,
+    BE_ALREADY_SUBSCRIBED,
+    BE_TOO_MANY_CONNECTIONS,
+    BE_SHUTTING_DOWN,
+    BE_INTERNAL,
+    BE_COUNT
+} berr;
+
+/* berr_name returns the stable wire code of e ("BAD_FRAME"). */
+const char *berr_name(berr e);
+/* berr_text returns a default human text for e. */
+const char *berr_text(berr e);
+
+/* ---- parser.c --------------------------------------------------------- */
+
+typedef enum bcmd {
+    BC_NONE = 0,
+    BC_UNKNOWN,
+    BC_PUT,
+    BC_GET,
+    BC_PEEK,
+    BC_ON,
+    BC_CREDIT,
+    BC_OFF,
+    BC_LEN,
+    BC_PURGE,
+    BC_QUEUES,
+    BC_STATS,
+    BC_PING,
+    BC_QUIT
+} bcmd;
+
+/* BP_MAX_TOK is the number of tokens a frame keeps; no command takes more. */
+#define BP_MAX_TOK 6
+
+typedef struct bview {
+    const uint8_t *p;
+    size_t n;
+} bview;
+
+/* bframe is one complete request. Its views point into the bytes just fed or
+ * into the parser's own buffers; they are valid until the next parser call. */
+typedef struct bframe {
+    bcmd cmd;
+    berr err;        /* PUT only: a non-fatal error found while framing */
+    int truncated;   /* PUT only: payload cut to max_message_size */
+    uint32_t ntok;   /* tokens on the line, verb included (may exceed BP_MAX_TOK) */
+    bview tok[BP_MAX_TOK];
+    uint64_t declared;  /* PUT: declared payload length */
+    const uint8_t *payload; /* PUT: the kept payload bytes */
+    size_t plen;
+} bframe;
+
+enum { BP_MORE = 0, BP_FRAME = 1, BP_ERROR = -1 };
+
+typedef enum bpstate { BPS_LINE = 0, BPS_PAYLOAD, BPS_END, BPS_END_LF, BPS_DEAD } bpstate;
+
+/* bparser is an incremental request parser: a state machine fed with byte
+ * ranges that returns one frame at a time. Only bytes that straddle two
+ * feeds are copied. Errors are sticky. */
+typedef struct bparser {
+    bpstate state;
+    size_t max_line;
+    size_t max_msg;
+    int reject; /* oversize: 1 = reject, 0 = truncate */
+    uint8_t *line; /* partial header line, max_line bytes, allocated on first need */
+    size_t line_len;
+    bframe f;          /* the PUT in progress */
+    uint64_t need;     /* payload bytes still to come */
+    uint64_t keep;     /* of those, bytes still to keep */
+    const uint8_t *pview; /* whole payload seen in one feed: a view */
+    bbuf pay;          /* payload that straddles feeds: a copy */
+    uint8_t qname[BEUSS_MAX_QUEUE_NAME]; /* the PUT's queue name when it straddles */
+    berr err;
+    char errstr[128];
+} bparser;
+
+void bp_init(bparser *p, size_t max_line, size_t max_msg, int reject);
+void bp_free(bparser *p, balloc *al);
+/* bp_next parses data[0:len) and stores in *used how many bytes it consumed.
+ * It returns BP_FRAME with *f set, BP_MORE when every byte was consumed
+ * without completing a frame, or BP_ERROR (sticky: p->err, p->errstr) when
+ * the stream cannot be resynced. */
+int bp_next(bparser *p, balloc *al, const uint8_t *data, size_t len,
+            size_t *used, bframe **f);
+/* bp_parse_number returns 1 and stores the value of a 1..19 digit decimal
+ * token, or returns 0. */
+int bp_parse_number(bview t, uint64_t *v);
+/* bp_valid_queue returns 1 if t is a valid queue name. */
+int bp_valid_queue(bview t);
+/* bp_tok_is returns 1 if t equals the upper-case word w, ignoring case. */
+int bp_tok_is(bview t, const char *w);
+/* bp_escape writes a printable, bounded rendering of t into dst (NUL
+ * terminated, at most cap bytes) and returns its length. */
+size_t bp_escape(char *dst, size_t cap, const uint8_t *t, size_t n);
+
+/* ---- store.c ---------------------------------------------------------- */
+
+/* A record is [u32 word][payload]: the low 30 bits of the word are the
+ * payload length; the top bits are flags. BREC_EXT will mark records that
+ * carry an extended header (message id, delivery count) after the word, so
+ * fresh messages pay nothing for it. */
+#define BREC_LEN_MASK 0x3FFFFFFFu
+#define BREC_EXT 0x80000000u
+#define BREC_HDR 4u
+
+/* bseg is one contiguous segment of records; live records are in
+ * data[head:tail). */
+typedef struct bseg {
+    struct bseg *next;
+    uint32_t head;
+    uint32_t tail;
+    uint32_t cap;
+    uint8_t data[];
+} bseg;
+
+/* bstore is a queue's FIFO of records: a list of segments. */
+typedef struct bstore {
+    bseg *first;
+    bseg *last;
+    uint64_t count;
+    uint64_t bytes; /* payload bytes */
+} bstore;
+
+int store_append(bstore *s, balloc *al, const uint8_t *data, size_t len);
+int store_push_front(bstore *s, balloc *al, const uint8_t *data, size_t len);
+int store_peek(const bstore *s, const uint8_t **data, size_t *len);
+void store_drop(bstore *s, balloc *al);
+uint64_t store_purge(bstore *s, balloc *al);
+
+/* ---- heap.c ----------------------------------------------------------- */
+
+/* btimer is an element of the timer heap, embedded in what it times. */
+typedef struct btimer {
+    uint64_t at;
+    uint64_t seq; /* insertion order: equal deadlines fire in order */
+    size_t idx;   /* position in the heap, or BH_NONE */
+    int kind;
+} btimer;
+
+#define BH_NONE ((size_t)-1)
+
+typedef struct bheap {
+    btimer **v;
+    size_t len;
+    size_t cap;
+    uint64_t seq;
+} bheap;
+
+int heap_insert(bheap *h, balloc *al, btimer *t);
+void heap_remove(bheap *h, btimer *t);
+btimer *heap_min(const bheap *h);
+void heap_free(bheap *h, balloc *al);
+
+/* ---- queue.c ---------------------------------------------------------- */
+
+struct bconn;
+struct bsub;
+
+typedef struct bqueue {
+    struct bqueue *hnext;
+    uint32_t hash;
+    bstore st;
+    struct bsub *ring;   /* eligible ON consumers, served round robin from here */
+    uint32_t nsubs;      /* ON subscriptions, eligible or not */
+    struct bconn *wfirst; /* GETs waiting, in arrival order */
+    struct bconn *wlast;
+    uint32_t nwait;
+    uint32_t namelen;
+    uint8_t name[];
+} bqueue;
+
+typedef struct bqtable {
+    bqueue **b;
+    size_t nb; /* power of two */
+    size_t count;
+} bqtable;
+
+int qt_init(bqtable *t, balloc *al);
+bqueue *qt_find(const bqtable *t, const uint8_t *name, size_t n);
+/* qt_get returns the queue called name, creating it, or NULL on no memory. */
+bqueue *qt_get(bqtable *t, balloc *al, const uint8_t *name, size_t n);
+void qt_free(bqtable *t, balloc *al);
+
+#endif

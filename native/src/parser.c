@@ -1,0 +1,412 @@
+/* parser.c: the incremental request parser. A pure state machine:
+ * (state, bytes) -> one frame at a time, or "need more", or a sticky error.
+ * Frames are views into the bytes fed; only what straddles two feeds is
+ * copied: a partial header line (at most max_line bytes), a PUT's queue name,
+ * and the kept part of a payload (at most max_message_size bytes; the rest
+ * of an oversized payload is skipped as it arrives). */
+#include <stdio.h>
+
+#include "internal.h"
+
+/* bp_init prepares p for a new connection. */
+void bp_init(bparser *p, size_t max_line, size_t max_msg, int reject)
+{
+    memset(p, 0, sizeof *p);
+    p->state = BPS_LINE;
+    p->max_line = max_line;
+    p->max_msg = max_msg;
+    p->reject = reject;
+}
+
+/* bp_free releases p's buffers. */
+void bp_free(bparser *p, balloc *al)
+{
+    if (p->line)
+        ba_free(al, p->line, p->max_line);
+    p->line = NULL;
+    buf_free(al, &p->pay);
+}
+
+/* bp_tok_is returns 1 if t equals the upper-case word w (letters only),
+ * ignoring case. */
+int bp_tok_is(bview t, const char *w)
+{
+    size_t i;
+    for (i = 0; i < t.n; i++)
+        if (w[i] == 0 || (t.p[i] | 0x20) != (w[i] | 0x20))
+            return 0;
+    return w[i] == 0;
+}
+
+/* bp_parse_number returns 1 and stores in *v the value of a token of 1..19
+ * decimal digits, or returns 0. */
+int bp_parse_number(bview t, uint64_t *v)
+{
+    uint64_t x = 0;
+    size_t i;
+    if (t.n == 0 || t.n > 19)
+        return 0;
+    for (i = 0; i < t.n; i++) {
+        unsigned d = (unsigned)t.p[i] - '0';
+        if (d > 9)
+            return 0;
+        x = x * 10 + d;
+    }
+    *v = x;
+    return 1;
+}
+
+/* bp_valid_queue returns 1 if t is 1..255 bytes, each printable ASCII or
+ * >= 128. */
+int bp_valid_queue(bview t)
+{
+    size_t i;
+    if (t.n == 0 || t.n > BEUSS_MAX_QUEUE_NAME)
+        return 0;
+    for (i = 0; i < t.n; i++)
+        if (t.p[i] <= 0x20 || t.p[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* bp_escape writes a printable rendering of t[0:n) into dst (cap >= 8),
+ * escaping other bytes as \xHH and cutting long input with "...". It returns
+ * the length written, excluding the terminating NUL. */
+size_t bp_escape(char *dst, size_t cap, const uint8_t *t, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0, i;
+    for (i = 0; i < n; i++) {
+        uint8_t c = t[i];
+        if (o + 8 >= cap) {
+            memcpy(dst + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') {
+            dst[o++] = (char)c;
+        } else {
+            dst[o++] = '\\';
+            dst[o++] = 'x';
+            dst[o++] = hex[c >> 4];
+            dst[o++] = hex[c & 15];
+        }
+    }
+    dst[o] = 0;
+    return o;
+}
+
+/* fail makes the parser's error sticky and returns BP_ERROR. */
+static int fail(bparser *p, berr e, const char *text)
+{
+    p->state = BPS_DEAD;
+    p->err = e;
+    snprintf(p->errstr, sizeof p->errstr, "%s", text);
+    return BP_ERROR;
+}
+
+static bcmd verb(bview t)
+{
+    switch (t.n) {
+    case 2:
+        if (bp_tok_is(t, "ON"))
+            return BC_ON;
+        break;
+    case 3:
+        if (bp_tok_is(t, "PUT"))
+            return BC_PUT;
+        if (bp_tok_is(t, "GET"))
+            return BC_GET;
+        if (bp_tok_is(t, "OFF"))
+            return BC_OFF;
+        if (bp_tok_is(t, "LEN"))
+            return BC_LEN;
+        break;
+    case 4:
+        if (bp_tok_is(t, "PEEK"))
+            return BC_PEEK;
+        if (bp_tok_is(t, "PING"))
+            return BC_PING;
+        if (bp_tok_is(t, "QUIT"))
+            return BC_QUIT;
+        break;
+    case 5:
+        if (bp_tok_is(t, "PURGE"))
+            return BC_PURGE;
+        if (bp_tok_is(t, "STATS"))
+            return BC_STATS;
+        break;
+    case 6:
+        if (bp_tok_is(t, "CREDIT"))
+            return BC_CREDIT;
+        if (bp_tok_is(t, "QUEUES"))
+            return BC_QUEUES;
+        break;
+    }
+    return BC_UNKNOWN;
+}
+
+/* parse_line splits the header line s[0:n) (line end removed) into p->f. It
+ * returns 0 for an empty line, 1 for a frame (a PUT then expects its
+ * payload), or BP_ERROR. */
+static int parse_line(bparser *p, const uint8_t *s, size_t n)
+{
+    bframe *f = &p->f;
+    size_t i = 0;
+    uint32_t nt = 0;
+    uint64_t d, keep;
+    for (;;) {
+        size_t st;
+        while (i < n && (s[i] == ' ' || s[i] == '\t'))
+            i++;
+        if (i == n)
+            break;
+        st = i;
+        while (i < n && s[i] != ' ' && s[i] != '\t')
+            i++;
+        if (nt < BP_MAX_TOK) {
+            f->tok[nt].p = s + st;
+            f->tok[nt].n = i - st;
+        }
+        nt++;
+    }
+    if (nt == 0)
+        return 0;
+    f->ntok = nt;
+    f->err = BE_NONE;
+    f->truncated = 0;
+    f->declared = 0;
+    f->payload = NULL;
+    f->plen = 0;
+    f->cmd = verb(f->tok[0]);
+    if (f->cmd != BC_PUT)
+        return 1;
+    if (nt < 3)
+        return fail(p, BE_BAD_ARGS, "PUT needs a queue and a length: PUT <queue> <bytes>");
+    if (!bp_parse_number(f->tok[2], &d)) {
+        char esc[48], msg[96];
+        bp_escape(esc, sizeof esc, f->tok[2].p, f->tok[2].n);
+        snprintf(msg, sizeof msg, "PUT length '%s' is not 1 to 19 decimal digits", esc);
+        return fail(p, BE_BAD_NUMBER, msg);
+    }
+    f->declared = d;
+    keep = d;
+    if (nt > 3) {
+        f->err = BE_BAD_ARGS;
+        keep = 0;
+    } else if (!bp_valid_queue(f->tok[1])) {
+        f->err = BE_BAD_QUEUE_NAME;
+        keep = 0;
+    } else if (d > p->max_msg) {
+        if (p->reject) {
+            f->err = BE_TOO_LARGE;
+            keep = 0;
+        } else {
+            f->truncated = 1;
+            keep = p->max_msg;
+        }
+    }
+    p->need = d;
+    p->keep = keep;
+    return 1;
+}
+
+/* reserve_pay makes p->pay able to hold n bytes without growing, allocating
+ * exactly n so a payload never holds more than the maximum. It returns 0 or
+ * -1. */
+static int reserve_pay(bparser *p, balloc *al, size_t n)
+{
+    uint8_t *q;
+    if (p->pay.cap >= n)
+        return 0;
+    q = ba_realloc(al, p->pay.p, p->pay.cap, n);
+    if (q == NULL)
+        return -1;
+    p->pay.p = q;
+    p->pay.cap = n;
+    return 0;
+}
+
+/* bp_next parses data[0:len). See internal.h. */
+int bp_next(bparser *p, balloc *al, const uint8_t *data, size_t len,
+            size_t *used, bframe **fo)
+{
+    size_t pos = 0;
+    if (p->state == BPS_LINE && p->pay.cap)
+        buf_free(al, &p->pay); /* the last frame's copy is no longer needed */
+    for (;;) {
+        switch (p->state) {
+        case BPS_LINE: {
+            const uint8_t *line, *nl;
+            size_t ll;
+            int r;
+            nl = pos < len ? memchr(data + pos, '\n', len - pos) : NULL;
+            if (p->line_len == 0 && nl != NULL) {
+                line = data + pos;
+                ll = (size_t)(nl - line) + 1;
+                if (ll > p->max_line) {
+                    *used = pos;
+                    return fail(p, BE_LINE_TOO_LONG, "header line too long");
+                }
+                pos += ll;
+            } else {
+                size_t take = nl ? (size_t)(nl - (data + pos)) + 1 : len - pos;
+                if (take == 0)
+                    goto more;
+                if (p->line_len + take > p->max_line ||
+                    (nl == NULL && p->line_len + take >= p->max_line)) {
+                    *used = pos;
+                    return fail(p, BE_LINE_TOO_LONG, "header line too long");
+                }
+                if (p->line == NULL) {
+                    p->line = ba_malloc(al, p->max_line);
+                    if (p->line == NULL) {
+                        *used = pos;
+                        return fail(p, BE_INTERNAL, "out of memory buffering a header line");
+                    }
+                }
+                memcpy(p->line + p->line_len, data + pos, take);
+                p->line_len += take;
+                pos += take;
+                if (nl == NULL)
+                    goto more;
+                line = p->line;
+                ll = p->line_len;
+                p->line_len = 0;
+            }
+            ll--; /* the \n */
+            if (ll && line[ll - 1] == '\r')
+                ll--;
+            r = parse_line(p, line, ll);
+            if (r == 0)
+                continue;
+            if (r < 0) {
+                *used = pos;
+                return BP_ERROR;
+            }
+            if (p->f.cmd != BC_PUT) {
+                *used = pos;
+                *fo = &p->f;
+                return BP_FRAME;
+            }
+            p->pview = NULL;
+            p->pay.len = 0;
+            if (len - pos >= p->need) {
+                /* The whole payload is here: a view, no copy. */
+                p->pview = data + pos;
+                p->f.plen = (size_t)p->keep;
+                pos += (size_t)p->need;
+                p->need = p->keep = 0;
+                p->state = BPS_END;
+            } else {
+                if (p->keep && reserve_pay(p, al, (size_t)p->keep) != 0) {
+                    p->f.err = BE_INTERNAL;
+                    p->keep = 0;
+                }
+                p->state = BPS_PAYLOAD;
+            }
+            continue;
+        }
+        case BPS_PAYLOAD: {
+            size_t avail = len - pos, n, k;
+            if (avail == 0)
+                goto more;
+            n = avail < p->need ? avail : (size_t)p->need;
+            k = n < p->keep ? n : (size_t)p->keep;
+            if (k) {
+                memcpy(p->pay.p + p->pay.len, data + pos, k);
+                p->pay.len += k;
+                p->keep -= k;
+            }
+            p->need -= n;
+            pos += n;
+            if (p->need == 0)
+                p->state = BPS_END;
+            continue;
+        }
+        case BPS_END:
+            if (pos == len)
+                goto more;
+            if (data[pos] == '\n') {
+                pos++;
+                goto emit;
+            }
+            if (data[pos] == '\r') {
+                pos++;
+                p->state = BPS_END_LF;
+                continue;
+            }
+            *used = pos;
+            {
+                char msg[96];
+                snprintf(msg, sizeof msg,
+                         "expected a line end after the %llu-byte payload, got byte 0x%02x",
+                         (unsigned long long)p->f.declared, data[pos]);
+                return fail(p, BE_BAD_FRAME, msg);
+            }
+        case BPS_END_LF:
+            if (pos == len)
+                goto more;
+            if (data[pos] == '\n') {
+                pos++;
+                goto emit;
+            }
+            *used = pos;
+            {
+                char msg[96];
+                snprintf(msg, sizeof msg,
+                         "expected \\n after \\r after the %llu-byte payload, got byte 0x%02x",
+                         (unsigned long long)p->f.declared, data[pos]);
+                return fail(p, BE_BAD_FRAME, msg);
+            }
+        case BPS_DEAD:
+        default:
+            *used = 0;
+            return BP_ERROR;
+        }
+    }
+
+emit:
+    p->state = BPS_LINE;
+    if (p->pview) {
+        p->f.payload = p->pview;
+        p->pview = NULL;
+    } else {
+        p->f.payload = p->pay.p;
+        p->f.plen = p->f.err == BE_NONE ? p->pay.len : 0;
+    }
+    if (p->f.err != BE_NONE)
+        p->f.plen = 0;
+    *used = pos;
+    *fo = &p->f;
+    return BP_FRAME;
+
+more:
+    if (p->state == BPS_PAYLOAD || p->state == BPS_END || p->state == BPS_END_LF) {
+        bframe *f = &p->f;
+        size_t qn;
+        /* The bytes fed go away when we return: copy what the frame needs. */
+        if (p->pview) {
+            if (f->plen && reserve_pay(p, al, f->plen) != 0) {
+                f->err = BE_INTERNAL;
+            } else if (f->plen) {
+                memcpy(p->pay.p, p->pview, f->plen);
+                p->pay.len = f->plen;
+            }
+            p->pview = NULL;
+        }
+        if (f->tok[1].p != p->qname) {
+            qn = f->tok[1].n < sizeof p->qname ? f->tok[1].n : sizeof p->qname;
+            memcpy(p->qname, f->tok[1].p, qn);
+            f->tok[1].p = p->qname;
+            f->tok[1].n = qn;
+            f->tok[0].p = (const uint8_t *)"PUT";
+            f->tok[0].n = 3;
+            f->ntok = f->ntok > 3 ? f->ntok : 3;
+            f->tok[2].p = (const uint8_t *)"";
+            f->tok[2].n = 0;
+        }
+    }
+    *used = pos;
+    return BP_MORE;
+}

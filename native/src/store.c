@@ -1,0 +1,161 @@
+/* store.c: a queue's FIFO storage. Messages are records [u32 word][payload]
+ * packed without padding into a list of contiguous segments, so a queued
+ * message costs its payload plus 4 bytes, with no allocation per message.
+ * Segments start small (an idle queue with one message holds a few hundred
+ * bytes) and double up to 64 KiB; a record larger than that gets a segment
+ * of its own size. Appends write at the last segment's tail, takes read at
+ * the first segment's head, and push_front writes before the head. */
+#include "internal.h"
+
+#define SEG_MIN_ALLOC 256u
+#define SEG_STD_ALLOC 65536u
+/* An emptied lone segment up to this size is kept for the next message, so
+ * a queue that oscillates between 0 and 1 message does not allocate. */
+#define SEG_KEEP_ALLOC 1024u
+
+static size_t seg_alloc_size(const bseg *g)
+{
+    return sizeof(bseg) + g->cap;
+}
+
+static void seg_free(balloc *al, bseg *g)
+{
+    ba_free(al, g, seg_alloc_size(g));
+}
+
+/* seg_new returns a segment with room for at least need bytes, sized after
+ * prev_cap (the capacity of its neighbour, 0 if none), or NULL. */
+static bseg *seg_new(balloc *al, size_t need, uint32_t prev_cap)
+{
+    size_t sz = prev_cap ? ((size_t)prev_cap + sizeof(bseg)) * 2 : SEG_MIN_ALLOC;
+    bseg *g;
+    if (sz > SEG_STD_ALLOC)
+        sz = SEG_STD_ALLOC;
+    while (sz - sizeof(bseg) < need && sz < SEG_STD_ALLOC)
+        sz *= 2;
+    if (sz - sizeof(bseg) < need)
+        sz = sizeof(bseg) + need;
+    g = ba_malloc(al, sz);
+    if (g == NULL)
+        return NULL;
+    g->next = NULL;
+    g->head = g->tail = 0;
+    g->cap = (uint32_t)(sz - sizeof(bseg));
+    return g;
+}
+
+static void put_word(uint8_t *p, uint32_t w)
+{
+    memcpy(p, &w, 4);
+}
+
+static uint32_t get_word(const uint8_t *p)
+{
+    uint32_t w;
+    memcpy(&w, p, 4);
+    return w;
+}
+
+/* store_append adds a record holding data[0:len) at the tail. It returns 0,
+ * or -1 when memory runs out (s is unchanged). len <= BREC_LEN_MASK. */
+int store_append(bstore *s, balloc *al, const uint8_t *data, size_t len)
+{
+    bseg *g = s->last;
+    size_t need = BREC_HDR + len;
+    if (g == NULL || g->cap - g->tail < need) {
+        bseg *n = seg_new(al, need, g ? g->cap : 0);
+        if (n == NULL)
+            return -1;
+        if (g)
+            g->next = n;
+        else
+            s->first = n;
+        s->last = g = n;
+    }
+    put_word(g->data + g->tail, (uint32_t)len);
+    if (len)
+        memcpy(g->data + g->tail + BREC_HDR, data, len);
+    g->tail += (uint32_t)need;
+    s->count++;
+    s->bytes += len;
+    return 0;
+}
+
+/* store_push_front adds a record holding data[0:len) at the head, to be
+ * taken next. It returns 0, or -1 when memory runs out (s is unchanged). */
+int store_push_front(bstore *s, balloc *al, const uint8_t *data, size_t len)
+{
+    bseg *g = s->first;
+    size_t need = BREC_HDR + len;
+    if (g == NULL || g->head < need) {
+        bseg *n = seg_new(al, need, 0);
+        if (n == NULL)
+            return -1;
+        /* Records go at the segment's end, leaving room before them for
+         * more push_fronts. */
+        n->head = n->tail = n->cap;
+        n->next = g;
+        s->first = g = n;
+        if (s->last == NULL)
+            s->last = n;
+    }
+    g->head -= (uint32_t)need;
+    put_word(g->data + g->head, (uint32_t)len);
+    if (len)
+        memcpy(g->data + g->head + BREC_HDR, data, len);
+    s->count++;
+    s->bytes += len;
+    return 0;
+}
+
+/* store_peek returns 1 and points *data, *len at the head record's payload,
+ * or returns 0 when s is empty. The view is valid until s changes. */
+int store_peek(const bstore *s, const uint8_t **data, size_t *len)
+{
+    const bseg *g = s->first;
+    uint32_t w;
+    if (s->count == 0)
+        return 0;
+    while (g->head == g->tail)
+        g = g->next; /* cannot happen: empty segments are unlinked */
+    w = get_word(g->data + g->head);
+    *len = w & BREC_LEN_MASK;
+    *data = g->data + g->head + BREC_HDR;
+    return 1;
+}
+
+/* store_drop removes the head record; s must not be empty. */
+void store_drop(bstore *s, balloc *al)
+{
+    bseg *g = s->first;
+    uint32_t len = get_word(g->data + g->head) & BREC_LEN_MASK;
+    g->head += BREC_HDR + len;
+    s->count--;
+    s->bytes -= len;
+    if (g->head == g->tail) {
+        if (g->next == NULL && seg_alloc_size(g) <= SEG_KEEP_ALLOC) {
+            g->head = g->tail = 0;
+            return;
+        }
+        s->first = g->next;
+        if (s->first == NULL)
+            s->last = NULL;
+        seg_free(al, g);
+    }
+}
+
+/* store_purge removes every record and frees every segment. It returns the
+ * number of records removed. */
+uint64_t store_purge(bstore *s, balloc *al)
+{
+    uint64_t n = s->count;
+    bseg *g = s->first;
+    while (g) {
+        bseg *next = g->next;
+        seg_free(al, g);
+        g = next;
+    }
+    s->first = s->last = NULL;
+    s->count = s->bytes = 0;
+    return n;
+}
