@@ -135,10 +135,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv, limit
     shutdownTimeoutMs: DEFAULTS.shutdownTimeoutMs,
   };
   const all = settings(limits);
-  for (const s of all) {
-    const v = s.env ? env[s.env] : undefined;
-    if (v !== undefined && v !== '') s.apply(config, `environment variable ${s.env}`, v);
-  }
+  const given = new Map<Setting, [string, string]>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--help' || arg === '-h') return { action: 'help' };
@@ -154,7 +151,18 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv, limit
       if (i + 1 >= argv.length) throw new UsageError(`${name}: missing value`);
       value = argv[++i]!;
     }
-    s.apply(config, name, value);
+    given.set(s, [name, value]);
+  }
+  // A flag replaces its variable outright: an overridden variable is not
+  // even checked.
+  for (const s of all) {
+    const flag = given.get(s);
+    if (flag) {
+      s.apply(config, flag[0], flag[1]);
+      continue;
+    }
+    const v = s.env ? env[s.env] : undefined;
+    if (v !== undefined && v !== '') s.apply(config, `environment variable ${s.env}`, v);
   }
   return { action: 'run', config };
 }

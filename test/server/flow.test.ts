@@ -1,0 +1,239 @@
+// Waiting, pushing and flow control through the real server: GET WAIT,
+// several ON consumers of one queue, a consumer that stops reading, and the
+// cap on queued bytes.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type RunningServer } from '../helpers/server';
+import { Client, eventually, put } from './util';
+
+let server: RunningServer;
+
+beforeAll(async () => {
+  server = await startServer();
+});
+
+afterAll(async () => {
+  const r = await server?.stop();
+  expect(r?.code).toBe(0);
+});
+
+async function waitingCount(c: Client): Promise<number> {
+  return Number((await c.stats()).waiting);
+}
+
+describe('GET WAIT', () => {
+  it('is answered by a later PUT from another connection, and holds back the requests pipelined after it', async () => {
+    const a = await Client.connect(server.port);
+    const b = await Client.connect(server.port);
+    await a.send('GET gw WAIT 30000\r\nPING\r\n');
+    await eventually(async () => (await waitingCount(b)) === 1, 'the GET to wait');
+    expect(a.available()).toBe(0);
+    expect((await b.request(put('gw', 'wake up'))).line).toBe('OK 7');
+    const f = await a.next();
+    expect(f.line).toBe('MSG 7');
+    expect(f.payload!.toString()).toBe('wake up');
+    expect(await a.line()).toBe('PONG');
+    expect((await b.request('LEN gw\r\n')).line).toBe('OK 0');
+    a.destroy();
+    b.destroy();
+  });
+
+  it('answers EMPTY when its time runs out, then serves the next requests', async () => {
+    const a = await Client.connect(server.port);
+    await a.send('GET expire WAIT 150\r\nPING\r\n');
+    expect(await a.line()).toBe('EMPTY');
+    expect(await a.line()).toBe('PONG');
+    expect((await a.request('GET expire WAIT 0\r\n')).line).toBe('EMPTY');
+    a.destroy();
+  });
+
+  it('serves several waiting GETs in the order they started waiting', async () => {
+    const a = await Client.connect(server.port);
+    const b = await Client.connect(server.port);
+    const p = await Client.connect(server.port);
+    await a.send('GET order WAIT 30000\r\n');
+    await eventually(async () => (await waitingCount(p)) === 1, 'a to wait');
+    await b.send('GET order WAIT 30000\r\n');
+    await eventually(async () => (await waitingCount(p)) === 2, 'b to wait');
+    await p.send(Buffer.concat([put('order', 'first'), put('order', 'second')]));
+    expect((await a.next()).payload!.toString()).toBe('first');
+    expect((await b.next()).payload!.toString()).toBe('second');
+    a.destroy();
+    b.destroy();
+    p.destroy();
+  });
+
+  it('a waiting client that disconnects takes no message', async () => {
+    const a = await Client.connect(server.port);
+    const p = await Client.connect(server.port);
+    await a.send('GET gone WAIT 30000\r\n');
+    await eventually(async () => (await waitingCount(p)) === 1, 'a to wait');
+    a.destroy();
+    await eventually(async () => (await waitingCount(p)) === 0, 'the server to drop the wait');
+    expect((await p.request(put('gone', 'kept'))).line).toBe('OK 4');
+    expect((await p.request('LEN gone\r\n')).line).toBe('OK 1');
+    p.destroy();
+  });
+});
+
+describe('ON consumers', () => {
+  it('two consumers of one queue get disjoint sets whose union is everything, each in order', async () => {
+    const N = 20_000;
+    const c1 = await Client.connect(server.port);
+    const c2 = await Client.connect(server.port);
+    const prod = await Client.connect(server.port);
+    const got: number[][] = [[], []];
+    let bad = '';
+    [c1, c2].forEach((c, k) => {
+      c.onFrame = (f) => {
+        if (f.line.startsWith('PUSH ')) {
+          got[k]!.push(Number(f.payload!.toString()));
+          return true;
+        }
+        if (f.line !== 'OK') bad ||= f.line;
+        return false;
+      };
+    });
+    await c1.send(`ON shared CREDIT ${N}\r\n`);
+    await c2.send(`ON shared CREDIT ${N}\r\n`);
+    expect(await c1.line()).toBe('OK');
+    expect(await c2.line()).toBe('OK');
+    let oks = 0;
+    prod.onFrame = (f) => {
+      if (f.line.startsWith('OK ')) oks++;
+      else bad ||= f.line;
+      return true;
+    };
+    for (let i = 0; i < N; i += 1000) {
+      const b: Buffer[] = [];
+      for (let j = i; j < i + 1000; j++) b.push(put('shared', String(j)));
+      await prod.send(Buffer.concat(b));
+    }
+    await prod.until(() => oks === N, `${N} OKs`, 60_000);
+    await c1.until(() => got[0]!.length + got[1]!.length === N, `${N} pushes in all`, 60_000);
+    expect(bad).toBe('');
+    for (const g of got) {
+      expect(g.length).toBeGreaterThan(0);
+      for (let i = 1; i < g.length; i++) if (g[i]! <= g[i - 1]!) throw new Error(`out of order: ${g[i - 1]} then ${g[i]}`);
+    }
+    const all = [...got[0]!, ...got[1]!].sort((x, y) => x - y);
+    expect(all.length).toBe(N);
+    for (let i = 0; i < N; i++) if (all[i] !== i) throw new Error(`message ${i} missing or duplicated`);
+    c1.destroy();
+    c2.destroy();
+    prod.destroy();
+  });
+
+  it('a consumer that stops reading leaves the messages queued in the engine, not in socket buffers', async () => {
+    const N = 60_000;
+    const SIZE = 1000;
+    const s = await startServer();
+    try {
+      const cons = await Client.connect(s.port);
+      const prod = await Client.connect(s.port);
+      const obs = await Client.connect(s.port);
+      expect((await cons.request(`ON stall CREDIT ${N}\r\n`)).line).toBe('OK');
+      // From now on the consumer never reads: its socket is paused.
+      cons.socket.pause();
+      const rss0 = s.rss();
+      let oks = 0;
+      let bad = '';
+      prod.onFrame = (f) => {
+        if (f.line === `OK ${SIZE}`) oks++;
+        else bad ||= f.line;
+        return true;
+      };
+      const payload = Buffer.alloc(SIZE, 'm');
+      for (let i = 0; i < N; i += 500) {
+        const b: Buffer[] = [];
+        for (let j = 0; j < 500; j++) b.push(put('stall', payload));
+        await prod.send(Buffer.concat(b));
+      }
+      await prod.until(() => oks === N || bad !== '', `${N} OKs`, 60_000);
+      expect(bad).toBe('');
+      const st = await obs.stats();
+      const queuedBytes = Number(st.bytes);
+      const pushed = Number(st.pushed);
+      const len = Number((await obs.request('LEN stall\r\n')).line.split(' ')[1]);
+      // Only what the socket buffers could take was pushed; the rest waits in the queue.
+      expect(len + pushed).toBe(N);
+      expect(len).toBeGreaterThan(N / 2);
+      expect(queuedBytes).toBe(len * SIZE);
+      // The server grew by about what the engine holds, not by a second copy
+      // in user-space socket buffers (the margin covers input chunks not yet
+      // collected by the GC).
+      const growth = s.rss() - rss0;
+      expect(growth).toBeLessThan(queuedBytes * 1.5 + 32 * 1024 * 1024);
+      // The consumer reads again and gets everything, in order.
+      let got = 0;
+      cons.onFrame = (f) => {
+        if (f.line !== `PUSH stall ${SIZE}`) bad ||= f.line;
+        got++;
+        return true;
+      };
+      cons.socket.resume();
+      await cons.until(() => got === N || bad !== '', `${N} pushes`, 60_000);
+      expect(bad).toBe('');
+      expect((await obs.request('LEN stall\r\n')).line).toBe('OK 0');
+      cons.destroy();
+      prod.destroy();
+      obs.destroy();
+    } finally {
+      expect((await s.stop()).code).toBe(0);
+    }
+  });
+
+  it('a pipelined burst of GETs larger than the output high-water mark is answered completely and in order', async () => {
+    const N = 3000;
+    const SIZE = 2000;
+    const c = await Client.connect(server.port);
+    let oks = 0;
+    c.onFrame = (f) => {
+      if (f.line === `OK ${SIZE}`) oks++;
+      return true;
+    };
+    for (let i = 0; i < N; i += 500) {
+      const b: Buffer[] = [];
+      for (let j = i; j < i + 500; j++) {
+        const p = Buffer.alloc(SIZE, 'g');
+        p.writeUInt32BE(j, 0);
+        b.push(put('burst', p));
+      }
+      await c.send(Buffer.concat(b));
+    }
+    await c.until(() => oks === N, `${N} OKs`, 60_000);
+    let next = 0;
+    let bad = '';
+    c.onFrame = (f) => {
+      if (f.line !== `MSG ${SIZE}` || f.payload!.readUInt32BE(0) !== next) bad ||= `${next}: ${f.line}`;
+      next++;
+      return true;
+    };
+    // 6 MB of replies from one 30 KB write: the engine pauses itself at its high-water mark.
+    await c.send('GET burst\r\n'.repeat(N));
+    await c.until(() => next === N || bad !== '', `${N} MSGs`, 60_000);
+    expect(bad).toBe('');
+    c.destroy();
+  });
+});
+
+describe('queued bytes cap', () => {
+  it('refuses a PUT past --max-queued-bytes with FULL, and accepts again once there is room', async () => {
+    const s = await startServer(['--max-queued-bytes', '1000']);
+    try {
+      const c = await Client.connect(s.port);
+      const p = Buffer.alloc(600, 'f');
+      expect((await c.request(put('cap', p))).line).toBe('OK 600');
+      expect((await c.request(put('cap', p))).line).toMatch(/^ERR FULL \S/);
+      expect((await c.request('LEN cap\r\n')).line).toBe('OK 1');
+      expect((await c.request(put('cap', Buffer.alloc(400, 'x')))).line).toBe('OK 400');
+      expect((await c.request('GET cap\r\n')).line).toBe('MSG 600');
+      expect((await c.request(put('cap', p))).line).toBe('OK 600');
+      const st = await c.stats();
+      expect(st.rejected_full).toBe('1');
+      expect(st.max_queued_bytes).toBe('1000');
+      c.destroy();
+    } finally {
+      expect((await s.stop()).code).toBe(0);
+    }
+  });
+});
