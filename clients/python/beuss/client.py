@@ -551,7 +551,11 @@ class Consumer:
         """
         if not self._buf:
             if self._active:
-                self._client._wait_push(self, timeout)
+                try:
+                    self._client._wait_push(self, timeout)
+                except BeussError:
+                    self._error = None  # raised now, not again on the next call
+                    raise
             if not self._buf:
                 if self._error is not None:
                     err, self._error = self._error, None
