@@ -13,7 +13,7 @@ int buf_grow(balloc *al, bbuf *b, size_t extra)
     need = b->len + extra;
     if (need <= b->cap)
         return 0;
-    cap = b->cap ? b->cap : 64;
+    cap = b->cap ? b->cap : 256;
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     p = ba_realloc(al, b->p, b->cap, cap);

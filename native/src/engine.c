@@ -552,12 +552,12 @@ static void do_put(beuss_engine *e, bconn *c, const bframe *f)
         return;
     }
     default:
-        reply_err(e, c, BE_INTERNAL, "out of memory reading the message; nothing was stored");
+        reply_err(e, c, BE_INTERNAL, "out of memory reading the message; nothing stored");
         return;
     }
     q = qt_get(&e->qt, &e->al, f->tok[1].p, f->tok[1].n);
     if (q == NULL) {
-        reply_err(e, c, BE_INTERNAL, "out of memory creating the queue; nothing was stored");
+        reply_err(e, c, BE_INTERNAL, "out of memory creating the queue; nothing stored");
         return;
     }
     if (q->st.count == 0) {
@@ -575,7 +575,7 @@ static void do_put(beuss_engine *e, bconn *c, const bframe *f)
         return;
     }
     if (store_append(&q->st, &e->al, f->payload, f->plen) != 0) {
-        reply_err(e, c, BE_INTERNAL, "out of memory storing the message; nothing was stored");
+        reply_err(e, c, BE_INTERNAL, "out of memory storing the message; nothing stored");
         return;
     }
     e->messages++;

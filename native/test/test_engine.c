@@ -227,9 +227,957 @@ static void test_basic_transcript(void)
     h_free(&h);
 }
 
+static beuss_config cfg_default(void)
+{
+    beuss_config c;
+    beuss_config_init(&c);
+    return c;
+}
+
+/* one_shot returns the output of a fresh engine fed transcript in in one
+ * chunk list: cuts[] are split positions (increasing), ncuts of them. */
+static char *run_split(const beuss_config *cfg, const char *in, size_t len, const size_t *cuts,
+                       size_t ncuts, size_t *outlen, uint32_t *flags)
+{
+    harness h;
+    uint32_t c;
+    size_t prev = 0, i;
+    char *r;
+    h_init_cfg(&h, cfg);
+    c = h_open(&h);
+    for (i = 0; i <= ncuts; i++) {
+        size_t end = i < ncuts ? cuts[i] : len;
+        h_feed(&h, c, in + prev, end - prev, 1000);
+        prev = end;
+    }
+    r = h_take(&h, c, outlen);
+    *flags = h.flags[c];
+    h_free(&h);
+    return r;
+}
+
+static const char split_transcript[] =
+    "PING\r\n"
+    "put q1 5\r\nhello\r\n"
+    "PUT q1 0\r\n\r\n"
+    "  PUT\tq2   3  \r\na\r\n\n"
+    "\r\n"
+    "\n"
+    "LEN q1\n"
+    "PEEK q1\r\n"
+    "GET q1\r\n"
+    "get Q1\r\n"
+    "GET q1\r\n"
+    "GET q1\r\n"
+    "PUT q1 12\r\n0123456789ab\n"
+    "PUT bad\x01name 4\r\nxxxx\r\n"
+    "PUT q1 3 extra\r\nabc\r\n"
+    "BOGUS 1 2\r\n"
+    "ON q2 CREDIT 2\r\n"
+    "CREDIT q2 5\r\n"
+    "OFF q2\r\n"
+    "OFF q2\r\n"
+    "LEN q1\r\n"
+    "QUEUES\r\n"
+    "PURGE q1\r\n"
+    "PUT big 30\r\n012345678901234567890123456789\r\n"
+    "GET big\r\n"
+    "PING\r\n";
+
+static const char split_expected[] =
+    "PONG\r\n"
+    "OK 5\r\n"
+    "OK 0\r\n"
+    "OK 3\r\n"
+    "OK 2\r\n"
+    "MSG 5\r\nhello\r\n"
+    "MSG 5\r\nhello\r\n"
+    "EMPTY\r\n" /* Q1 is another queue */
+    "MSG 0\r\n\r\n"
+    "EMPTY\r\n"
+    "OK 12\r\n"
+    "ERR BAD_QUEUE_NAME bad queue name 'bad\\x01name': 1 to 255 bytes of printable ASCII or bytes >= 128\r\n"
+    "ERR BAD_ARGS PUT takes a queue and a length: PUT <queue> <bytes>\r\n"
+    "ERR UNKNOWN_COMMAND unknown command 'BOGUS'\r\n"
+    "OK\r\n"
+    "PUSH q2 3\r\na\r\n\r\n"
+    "OK 6\r\n"
+    "OK\r\n"
+    "ERR NOT_SUBSCRIBED no ON for that queue on this connection\r\n"
+    "OK 1\r\n"
+    "DATA 14\r\nq1 1 0\nq2 0 0\n\r\n"
+    "OK 1\r\n"
+    "OK 20\r\n"
+    "MSG 20\r\n01234567890123456789\r\n"
+    "PONG\r\n";
+
+static void test_transcript_splits(void)
+{
+    beuss_config cfg = cfg_default();
+    size_t len = sizeof split_transcript - 1, i, j, outlen;
+    uint32_t flags;
+    char *out;
+    unsigned seed = 12345;
+    cfg.max_message_size = 20;
+    current = "transcript in one chunk";
+    out = run_split(&cfg, split_transcript, len, NULL, 0, &outlen, &flags);
+    checks++;
+    if (outlen != sizeof split_expected - 1 || memcmp(out, split_expected, outlen) != 0) {
+        failures++;
+        fprintf(stderr, "[%s]\n  want: \"%s\"\n  got:  \"%.*s\"\n", current, split_expected,
+                (int)outlen, out);
+    }
+    CHECK(flags == 0);
+    free(out);
+
+    current = "transcript split at every byte position";
+    for (i = 1; i < len; i++) {
+        out = run_split(&cfg, split_transcript, len, &i, 1, &outlen, &flags);
+        if (outlen != sizeof split_expected - 1 || memcmp(out, split_expected, outlen) != 0) {
+            CHECK(!"output differs");
+            fprintf(stderr, "  split at %zu\n", i);
+            free(out);
+            break;
+        }
+        free(out);
+    }
+    checks++;
+
+    current = "transcript one byte at a time";
+    {
+        size_t *cuts = malloc(len * sizeof *cuts);
+        for (i = 0; i + 1 < len; i++)
+            cuts[i] = i + 1;
+        out = run_split(&cfg, split_transcript, len, cuts, len - 1, &outlen, &flags);
+        CHECK(outlen == sizeof split_expected - 1 && memcmp(out, split_expected, outlen) == 0);
+        free(out);
+
+        current = "transcript random splits";
+        for (j = 0; j < 300; j++) {
+            size_t n = 0, pos = 0;
+            while (pos < len) {
+                seed = seed * 1103515245u + 12345u;
+                pos += 1 + (seed >> 16) % 40;
+                if (pos < len)
+                    cuts[n++] = pos;
+            }
+            out = run_split(&cfg, split_transcript, len, cuts, n, &outlen, &flags);
+            if (outlen != sizeof split_expected - 1 || memcmp(out, split_expected, outlen) != 0) {
+                CHECK(!"output differs under random split");
+                free(out);
+                break;
+            }
+            free(out);
+        }
+        free(cuts);
+    }
+}
+
+static void test_put_split_everywhere_all_bytes(void)
+{
+    /* A PUT whose payload holds all 256 byte values, split at every position:
+     * the message comes back intact, and the \r\n inside it do not confuse
+     * the framing. */
+    uint8_t req[600], want[600];
+    size_t rl, wl, i;
+    current = "all 256 byte values, every split";
+    rl = (size_t)sprintf((char *)req, "PUT bin 256\r\n");
+    for (i = 0; i < 256; i++)
+        req[rl++] = (uint8_t)i;
+    memcpy(req + rl, "\r\nGET bin\r\n", 11);
+    rl += 11;
+    wl = (size_t)sprintf((char *)want, "OK 256\r\nMSG 256\r\n");
+    for (i = 0; i < 256; i++)
+        want[wl++] = (uint8_t)i;
+    memcpy(want + wl, "\r\n", 2);
+    wl += 2;
+    for (i = 0; i <= rl; i++) {
+        harness h;
+        uint32_t c;
+        size_t n;
+        char *got;
+        h_init(&h);
+        c = h_open(&h);
+        h_feed(&h, c, req, i, 1000);
+        h_feed(&h, c, req + i, rl - i, 1000);
+        got = h_take(&h, c, &n);
+        if (n != wl || memcmp(got, want, wl) != 0) {
+            CHECK(!"binary payload differs");
+            fprintf(stderr, "  split at %zu\n", i);
+            free(got);
+            h_free(&h);
+            break;
+        }
+        free(got);
+        h_free(&h);
+    }
+    checks++;
+}
+
+static void test_commands_and_errors(void)
+{
+    harness h;
+    uint32_t c;
+    char line[2000];
+    current = "errors that keep the connection";
+    h_init(&h);
+    c = h_open(&h);
+    h_feeds(&h, c, "GET\r\n");
+    EXPECT(&h, c, "ERR BAD_ARGS usage: GET <queue> [WAIT <ms>]\r\n");
+    h_feeds(&h, c, "GET q WAIT\r\n");
+    EXPECT(&h, c, "ERR BAD_ARGS usage: GET <queue> [WAIT <ms>]\r\n");
+    h_feeds(&h, c, "GET q SLEEP 5\r\n");
+    EXPECT(&h, c, "ERR BAD_ARGS usage: GET <queue> [WAIT <ms>]\r\n");
+    h_feeds(&h, c, "GET q WAIT -1\r\n");
+    EXPECT(&h, c, "ERR BAD_NUMBER '-1' is not 1 to 19 decimal digits\r\n");
+    h_feeds(&h, c, "GET q WAIT 12345678901234567890\r\n");
+    EXPECT(&h, c, "ERR BAD_NUMBER '12345678901234567890' is not 1 to 19 decimal digits\r\n");
+    h_feeds(&h, c, "ON q CREDIT x\r\n");
+    EXPECT(&h, c, "ERR BAD_NUMBER 'x' is not 1 to 19 decimal digits\r\n");
+    h_feeds(&h, c, "ON q FOO 1\r\n");
+    EXPECT(&h, c, "ERR BAD_ARGS usage: ON <queue> [CREDIT <n>]\r\n");
+    h_feeds(&h, c, "CREDIT q 1\r\n");
+    EXPECT(&h, c, "ERR NOT_SUBSCRIBED no ON for that queue on this connection\r\n");
+    h_feeds(&h, c, "CREDIT q\r\n");
+    EXPECT(&h, c, "ERR BAD_ARGS usage: CREDIT <queue> <n>\r\n");
+    h_feeds(&h, c, "OFF q\r\n");
+    EXPECT(&h, c, "ERR NOT_SUBSCRIBED no ON for that queue on this connection\r\n");
+    h_feeds(&h, c, "ON q CREDIT 0\r\nON q\r\n");
+    EXPECT(&h, c, "OK\r\nERR ALREADY_SUBSCRIBED this connection already has an ON for that queue\r\n");
+    h_feeds(&h, c, "LEN\r\nLEN a b\r\nPEEK\r\nPURGE\r\nOFF\r\n");
+    EXPECT(&h, c,
+           "ERR BAD_ARGS usage: LEN <queue>\r\nERR BAD_ARGS usage: LEN <queue>\r\n"
+           "ERR BAD_ARGS usage: PEEK <queue>\r\nERR BAD_ARGS usage: PURGE <queue>\r\n"
+           "ERR BAD_ARGS usage: OFF <queue>\r\n");
+    h_feeds(&h, c, "PING x\r\nQUEUES x\r\nSTATS x\r\nQUIT x\r\n");
+    EXPECT(&h, c,
+           "ERR BAD_ARGS PING takes no arguments\r\nERR BAD_ARGS QUEUES takes no arguments\r\n"
+           "ERR BAD_ARGS STATS takes no arguments\r\nERR BAD_ARGS QUIT takes no arguments\r\n");
+    /* Queue names: 255 bytes ok, 256 not; bytes >= 128 ok; DEL not. */
+    memset(line, 'a', sizeof line);
+    memcpy(line, "LEN ", 4);
+    memcpy(line + 4 + 255, "\r\n", 3);
+    h_feeds(&h, c, line);
+    EXPECT(&h, c, "OK 0\r\n");
+    memcpy(line + 4 + 255, "a\r\n", 4);
+    h_feeds(&h, c, line);
+    EXPECT_PREFIX(&h, c, "ERR BAD_QUEUE_NAME bad queue name 'aaaa");
+    h_feeds(&h, c, "PUT \xc3\xa9t\xc3\xa9 2\r\nhi\r\nLEN \xc3\xa9t\xc3\xa9\r\nLEN a\x7f\r\n");
+    EXPECT(&h, c,
+           "OK 2\r\nOK 1\r\nERR BAD_QUEUE_NAME bad queue name 'a\\x7f': 1 to 255 bytes of "
+           "printable ASCII or bytes >= 128\r\n");
+    /* A PUT with a bad name still has its payload read: the next request
+     * is in sync. */
+    h_feeds(&h, c, "PUT a\x01 10\r\nPING\r\nPING\r\nPING\r\n");
+    EXPECT(&h, c,
+           "ERR BAD_QUEUE_NAME bad queue name 'a\\x01': 1 to 255 bytes of printable ASCII or "
+           "bytes >= 128\r\nPONG\r\n");
+    CHECK(h.flags[c] == 0);
+    {
+        beuss_stats s;
+        stats(&h, &s);
+        CHECK(s.protocol_errors == 23);
+        if (s.protocol_errors != 23)
+            fprintf(stderr, "  protocol_errors %llu\n", (unsigned long long)s.protocol_errors);
+    }
+    h_free(&h);
+
+    current = "errors that close the connection";
+    {
+        static const struct {
+            const char *in;
+            const char *out;
+        } cases[] = {
+            {"PUT q\r\nPING\r\n", "ERR BAD_ARGS PUT needs a queue and a length: PUT <queue> <bytes>\r\n"},
+            {"PUT\r\nPING\r\n", "ERR BAD_ARGS PUT needs a queue and a length: PUT <queue> <bytes>\r\n"},
+            {"PUT q x\r\nPING\r\n", "ERR BAD_NUMBER PUT length 'x' is not 1 to 19 decimal digits\r\n"},
+            {"PUT q -1\r\nPING\r\n", "ERR BAD_NUMBER PUT length '-1' is not 1 to 19 decimal digits\r\n"},
+            {"PUT q 3\r\nabcXPING\r\n",
+             "ERR BAD_FRAME expected a line end after the 3-byte payload, got byte 0x58\r\n"},
+            {"PUT q 3\r\nabc\rXPING\r\n",
+             "ERR BAD_FRAME expected \\n after \\r after the 3-byte payload, got byte 0x58\r\n"},
+            {"PING\r\nPUT q 3\r\nabcd\r\n",
+             "PONG\r\nERR BAD_FRAME expected a line end after the 3-byte payload, got byte 0x64\r\n"},
+        };
+        size_t i;
+        for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            h_init(&h);
+            c = h_open(&h);
+            h_feeds(&h, c, cases[i].in);
+            EXPECT(&h, c, cases[i].out);
+            CHECK(h.flags[c] & BEUSS_OUT_CLOSE);
+            /* Input after the error is ignored. */
+            CHECK(h_feeds(&h, c, "PING\r\n") == BEUSS_OK);
+            EXPECT(&h, c, "");
+            h_free(&h);
+        }
+    }
+
+    current = "LINE_TOO_LONG";
+    {
+        beuss_config cfg = cfg_default();
+        char buf[1100];
+        cfg.max_line = 300;
+        /* exactly max_line bytes including \r\n is fine */
+        memset(buf, ' ', sizeof buf);
+        memcpy(buf, "PING", 4);
+        memcpy(buf + 298, "\r\n", 2);
+        h_init_cfg(&h, &cfg);
+        c = h_open(&h);
+        h_feed(&h, c, buf, 300, 1000);
+        EXPECT(&h, c, "PONG\r\n");
+        /* one more is too long, even split */
+        memcpy(buf + 298, " \r\n", 3);
+        h_feed(&h, c, buf, 150, 1000);
+        h_feed(&h, c, buf + 150, 151, 1000);
+        EXPECT(&h, c, "ERR LINE_TOO_LONG header line too long\r\n");
+        CHECK(h.flags[c] == BEUSS_OUT_CLOSE);
+        h_free(&h);
+        /* no newline at all: the error comes once max_line bytes are in */
+        h_init_cfg(&h, &cfg);
+        c = h_open(&h);
+        memset(buf, 'x', sizeof buf);
+        h_feed(&h, c, buf, 299, 1000);
+        EXPECT(&h, c, "");
+        h_feed(&h, c, buf, 1, 1000);
+        EXPECT(&h, c, "ERR LINE_TOO_LONG header line too long\r\n");
+        CHECK(h.flags[c] == BEUSS_OUT_CLOSE);
+        h_free(&h);
+    }
+}
+
+static void test_oversize(void)
+{
+    beuss_config cfg = cfg_default();
+    harness h;
+    uint32_t c;
+    char req[300], msg[300];
+    size_t sizes[3] = {99, 100, 101}, i;
+    cfg.max_message_size = 100;
+    current = "truncate at max-1/max/max+1";
+    h_init_cfg(&h, &cfg);
+    c = h_open(&h);
+    for (i = 0; i < 3; i++) {
+        size_t n = (size_t)sprintf(req, "PUT t %zu\r\n", sizes[i]), k;
+        for (k = 0; k < sizes[i]; k++)
+            req[n++] = (char)('a' + k % 26);
+        req[n++] = '\r';
+        req[n++] = '\n';
+        h_feed(&h, c, req, n, 1000);
+        sprintf(msg, "OK %zu\r\n", sizes[i] > 100 ? (size_t)100 : sizes[i]);
+        EXPECT(&h, c, msg);
+        h_feeds(&h, c, "GET t\r\n");
+        n = (size_t)sprintf(msg, "MSG %zu\r\n", sizes[i] > 100 ? (size_t)100 : sizes[i]);
+        for (k = 0; k < sizes[i] && k < 100; k++)
+            msg[n++] = (char)('a' + k % 26);
+        msg[n++] = '\r';
+        msg[n++] = '\n';
+        msg[n] = 0;
+        EXPECT(&h, c, msg);
+    }
+    {
+        beuss_stats s;
+        stats(&h, &s);
+        CHECK(s.truncated == 1);
+        CHECK(s.puts == 3);
+    }
+    h_free(&h);
+
+    current = "reject at max-1/max/max+1";
+    cfg.oversize = BEUSS_OVERSIZE_REJECT;
+    h_init_cfg(&h, &cfg);
+    c = h_open(&h);
+    for (i = 0; i < 3; i++) {
+        size_t n = (size_t)sprintf(req, "PUT t %zu\r\n", sizes[i]);
+        memset(req + n, 'z', sizes[i]);
+        n += sizes[i];
+        memcpy(req + n, "\r\nLEN t\r\n", 9);
+        n += 9;
+        h_feed(&h, c, req, n, 1000);
+        if (sizes[i] <= 100)
+            sprintf(msg, "OK %zu\r\nOK %zu\r\n", sizes[i], i + 1);
+        else
+            sprintf(msg, "ERR TOO_LARGE message of 101 bytes is over the maximum of 100\r\nOK 2\r\n");
+        EXPECT(&h, c, msg);
+    }
+    CHECK(h.flags[c] == 0);
+    {
+        beuss_stats s;
+        stats(&h, &s);
+        CHECK(s.rejected_large == 1);
+    }
+    h_free(&h);
+}
+
+static void test_oversize_memory_bounded(void)
+{
+    /* A 5 MB payload fed in 1000-byte chunks with max 1000: the engine never
+     * holds more than max of it (plus its fixed structures). */
+    beuss_config cfg = cfg_default();
+    harness h;
+    uint32_t c;
+    beuss_stats s;
+    uint64_t base, peak = 0;
+    char chunk[1000];
+    size_t total = 5000000, sent = 0;
+    int mode;
+    for (mode = 0; mode < 2; mode++) {
+        current = mode ? "oversize reject: memory bounded" : "oversize truncate: memory bounded";
+        cfg.max_message_size = 1000;
+        cfg.oversize = mode ? BEUSS_OVERSIZE_REJECT : BEUSS_OVERSIZE_TRUNCATE;
+        h_init_cfg(&h, &cfg);
+        c = h_open(&h);
+        /* Let the connection allocate its fixed buffers first. */
+        h_feeds(&h, c, "PI");
+        h_feeds(&h, c, "NG\r\n");
+        EXPECT(&h, c, "PONG\r\n");
+        stats(&h, &s);
+        base = s.memory;
+        h_feeds(&h, c, "PUT big 5000000\r\n");
+        memset(chunk, 'b', sizeof chunk);
+        peak = 0;
+        for (sent = 0; sent < total; sent += sizeof chunk) {
+            h_feed(&h, c, chunk, sizeof chunk, 1000);
+            stats(&h, &s);
+            if (s.memory > peak)
+                peak = s.memory;
+        }
+        h_feeds(&h, c, "\r\n");
+        EXPECT(&h, c, mode ? "ERR TOO_LARGE message of 5000000 bytes is over the maximum of 1000\r\n"
+                           : "OK 1000\r\n");
+        CHECK(peak <= base + 1000);
+        if (peak > base + 1000)
+            fprintf(stderr, "  base %llu peak %llu\n", (unsigned long long)base,
+                    (unsigned long long)peak);
+        h_free(&h);
+    }
+}
+
+static void test_full(void)
+{
+    beuss_config cfg = cfg_default();
+    harness h;
+    uint32_t c, d;
+    current = "max_queued_bytes FULL";
+    cfg.max_queued_bytes = 10;
+    h_init_cfg(&h, &cfg);
+    c = h_open(&h);
+    h_feeds(&h, c, "PUT a 6\r\n123456\r\nPUT b 4\r\n1234\r\nPUT a 1\r\nx\r\nLEN a\r\n");
+    EXPECT(&h, c, "OK 6\r\nOK 4\r\nERR FULL the server's cap on queued bytes would be exceeded\r\nOK 1\r\n");
+    CHECK(h.flags[c] == 0);
+    /* A message handed straight to a consumer is not held: not FULL. */
+    d = h_open(&h);
+    h_feeds(&h, d, "ON z CREDIT 5\r\n");
+    EXPECT(&h, d, "OK\r\n");
+    h_feeds(&h, c, "PUT z 3\r\nabc\r\n");
+    EXPECT(&h, c, "OK 3\r\n");
+    EXPECT(&h, d, "PUSH z 3\r\nabc\r\n");
+    /* Taking frees room. */
+    h_feeds(&h, c, "GET a\r\nPUT a 5\r\n12345\r\n");
+    EXPECT(&h, c, "MSG 6\r\n123456\r\nOK 5\r\n");
+    {
+        beuss_stats s;
+        stats(&h, &s);
+        CHECK(s.rejected_full == 1);
+        CHECK(s.bytes == 9);
+        CHECK(s.messages == 2);
+    }
+    h_free(&h);
+}
+
+static void test_wait(void)
+{
+    harness h;
+    uint32_t a, b, p;
+    current = "GET WAIT expiry via tick";
+    h_init(&h);
+    a = h_open(&h);
+    CHECK(beuss_next_deadline(h.e) == -1);
+    h_feed(&h, a, "GET w WAIT 500\r\nPING\r\n", 22, 1000);
+    EXPECT(&h, a, "");
+    CHECK(h.flags[a] == BEUSS_OUT_WAITING);
+    CHECK(beuss_next_deadline(h.e) == 1500);
+    beuss_tick(h.e, 1499);
+    h_drain(&h);
+    EXPECT(&h, a, "");
+    beuss_tick(h.e, 1500);
+    h_drain(&h);
+    /* The pipelined PING ran after the wait ended. */
+    EXPECT(&h, a, "EMPTY\r\nPONG\r\n");
+    CHECK(h.flags[a] == 0);
+    CHECK(beuss_next_deadline(h.e) == -1);
+
+    current = "GET WAIT answered by PUT, waiters in order";
+    b = h_open(&h);
+    p = h_open(&h);
+    h_feed(&h, a, "GET w WAIT 1000\r\nLEN w\r\n", 24, 2000);
+    h_feed(&h, b, "GET w WAIT 100\r\n", 16, 2001);
+    CHECK(h.flags[a] == BEUSS_OUT_WAITING && h.flags[b] == BEUSS_OUT_WAITING);
+    CHECK(beuss_next_deadline(h.e) == 2101);
+    {
+        beuss_stats s;
+        stats(&h, &s);
+        CHECK(s.waiting == 2);
+    }
+    h_feed(&h, p, "PUT w 1\r\n1\r\nPUT w 1\r\n2\r\nPUT w 1\r\n3\r\n", 36, 2050);
+    EXPECT(&h, p, "OK 1\r\nOK 1\r\nOK 1\r\n");
+    EXPECT(&h, a, "MSG 1\r\n1\r\nOK 1\r\n");
+    EXPECT(&h, b, "MSG 1\r\n2\r\n");
+    CHECK(h.flags[a] == 0 && h.flags[b] == 0);
+    CHECK(beuss_next_deadline(h.e) == -1);
+
+    current = "GET WAIT 0 does not wait; WAIT with a message ready";
+    h_feeds(&h, a, "GET w WAIT 0\r\nGET w WAIT 0\r\n");
+    EXPECT(&h, a, "MSG 1\r\n3\r\nEMPTY\r\n");
+
+    current = "input fed while waiting is kept";
+    h_feed(&h, a, "GET x WAIT 10\r\nPI", 17, 3000);
+    CHECK(h.flags[a] == BEUSS_OUT_WAITING);
+    h_feed(&h, a, "NG\r\nLEN x\r\n", 11, 3001);
+    EXPECT(&h, a, "");
+    beuss_tick(h.e, 3010);
+    h_drain(&h);
+    EXPECT(&h, a, "EMPTY\r\nPONG\r\nOK 0\r\n");
+
+    current = "closing a waiting connection";
+    h_feed(&h, b, "GET y WAIT 10\r\n", 15, 4000);
+    CHECK(beuss_conn_close(h.e, b, 4001) == BEUSS_OK);
+    CHECK(beuss_next_deadline(h.e) == -1);
+    h_feeds(&h, p, "PUT y 1\r\nz\r\nLEN y\r\n");
+    EXPECT(&h, p, "OK 1\r\nOK 1\r\n");
+    h_free(&h);
+}
+
+static void test_consumers(void)
+{
+    harness h;
+    uint32_t c1, c2, c3, p;
+    char want[4096];
+    int i;
+    current = "round robin among consumers, disjoint, in order";
+    h_init(&h);
+    c1 = h_open(&h);
+    c2 = h_open(&h);
+    c3 = h_open(&h);
+    p = h_open(&h);
+    h_feeds(&h, c1, "ON rr CREDIT 100\r\n");
+    h_feeds(&h, c2, "ON rr CREDIT 100\r\n");
+    h_feeds(&h, c3, "on rr credit 100\r\n");
+    EXPECT(&h, c1, "OK\r\n");
+    EXPECT(&h, c2, "OK\r\n");
+    EXPECT(&h, c3, "OK\r\n");
+    for (i = 0; i < 30; i++) {
+        char req[64];
+        int n = sprintf(req, "PUT rr %d\r\n%0*d\r\n", 2, 2, i);
+        h_feed(&h, p, req, (size_t)n, 1000);
+    }
+    h_take(&h, p, NULL);
+    for (i = 0; i < 3; i++) {
+        int k;
+        char *w = want;
+        for (k = i; k < 30; k += 3)
+            w += sprintf(w, "PUSH rr 2\r\n%02d\r\n", k);
+        EXPECT(&h, i == 0 ? c1 : i == 1 ? c2 : c3, want);
+    }
+    {
+        beuss_stats s;
+        stats(&h, &s);
+        CHECK(s.pushed == 30 && s.consumers == 3 && s.messages == 0);
+    }
+
+    current = "credit exhaustion and CREDIT";
+    h_feeds(&h, c1, "OFF rr\r\n");
+    h_feeds(&h, c2, "OFF rr\r\n");
+    h_feeds(&h, c3, "OFF rr\r\n");
+    EXPECT(&h, c1, "OK\r\n");
+    h_take(&h, c2, NULL);
+    h_take(&h, c3, NULL);
+    h_feeds(&h, p, "PUT cr 1\r\na\r\nPUT cr 1\r\nb\r\nPUT cr 1\r\nc\r\n");
+    EXPECT(&h, p, "OK 1\r\nOK 1\r\nOK 1\r\n");
+    h_feeds(&h, c1, "ON cr CREDIT 2\r\n");
+    EXPECT(&h, c1, "OK\r\nPUSH cr 1\r\na\r\nPUSH cr 1\r\nb\r\n");
+    h_feeds(&h, p, "LEN cr\r\n");
+    EXPECT(&h, p, "OK 1\r\n");
+    h_feeds(&h, c1, "CREDIT cr 1\r\n");
+    EXPECT(&h, c1, "OK 1\r\nPUSH cr 1\r\nc\r\n");
+    h_feeds(&h, c1, "CREDIT cr 18446744073709551\r\nCREDIT cr 5000000000\r\n");
+    EXPECT(&h, c1, "OK 4294967295\r\nOK 4294967295\r\n");
+    /* A consumer with credit 0 gets nothing; a second one takes over. */
+    h_feeds(&h, c2, "ON cr CREDIT 0\r\n");
+    EXPECT(&h, c2, "OK\r\n");
+    h_feeds(&h, c1, "OFF cr\r\n");
+    EXPECT(&h, c1, "OK\r\n");
+    h_feeds(&h, p, "PUT cr 1\r\nd\r\n");
+    EXPECT(&h, p, "OK 1\r\n");
+    EXPECT(&h, c2, "");
+    h_feeds(&h, c2, "CREDIT cr 3\r\n");
+    EXPECT(&h, c2, "OK 3\r\nPUSH cr 1\r\nd\r\n");
+
+    current = "same connection consumes two queues; QUEUES counts consumers";
+    h_feeds(&h, c2, "ON other CREDIT 1\r\n");
+    EXPECT(&h, c2, "OK\r\n");
+    h_feeds(&h, p, "QUEUES\r\n");
+    EXPECT(&h, p, "DATA 24\r\ncr 0 1\nother 0 1\nrr 0 0\n\r\n");
+    h_feeds(&h, c2, "PUT other 2\r\nhi\r\n");
+    EXPECT(&h, c2, "PUSH other 2\r\nhi\r\nOK 2\r\n");
+
+    current = "closing a consumer leaves messages for others";
+    beuss_conn_close(h.e, c2, 1000);
+    h_feeds(&h, p, "PUT cr 1\r\ne\r\nLEN cr\r\n");
+    EXPECT(&h, p, "OK 1\r\nOK 1\r\n");
+    h_feeds(&h, c3, "ON cr\r\n");
+    EXPECT(&h, c3, "OK\r\nPUSH cr 1\r\ne\r\n");
+    h_free(&h);
+}
+
+static void test_pause_resume_full(void)
+{
+    beuss_config cfg = cfg_default();
+    harness h;
+    uint32_t c, p;
+    int i;
+    current = "pause stops pushes, resume delivers";
+    h_init(&h);
+    c = h_open(&h);
+    p = h_open(&h);
+    h_feeds(&h, c, "ON q CREDIT 10\r\n");
+    EXPECT(&h, c, "OK\r\n");
+    CHECK(beuss_conn_pause(h.e, c) == BEUSS_OK);
+    h_feeds(&h, p, "PUT q 1\r\na\r\nPUT q 1\r\nb\r\n");
+    EXPECT(&h, c, "");
+    /* Paused: its requests wait too. */
+    h_feeds(&h, c, "PING\r\n");
+    EXPECT(&h, c, "");
+    CHECK(beuss_conn_resume(h.e, c, 1000) == BEUSS_OK);
+    h_drain(&h);
+    EXPECT(&h, c, "PUSH q 1\r\na\r\nPUSH q 1\r\nb\r\nPONG\r\n");
+    h_free(&h);
+
+    current = "output high water pauses with BEUSS_OUT_FULL";
+    cfg.output_high_water = 100;
+    h_init_cfg(&h, &cfg);
+    c = h_open(&h);
+    p = h_open(&h);
+    for (i = 0; i < 10; i++)
+        h_feeds(&h, p, "PUT g 20\r\n01234567890123456789\r\n");
+    h_take(&h, p, NULL);
+    /* Each reply is 28 bytes: the 4th reaches 100 and pauses. */
+    h_feeds(&h, c, "GET g\r\nGET g\r\nGET g\r\nGET g\r\nGET g\r\nPING\r\n");
+    EXPECT(&h, c,
+           "MSG 20\r\n01234567890123456789\r\nMSG 20\r\n01234567890123456789\r\n"
+           "MSG 20\r\n01234567890123456789\r\nMSG 20\r\n01234567890123456789\r\n");
+    CHECK(h.flags[c] == BEUSS_OUT_FULL);
+    /* Fed while full: kept. */
+    h_feeds(&h, c, "LEN g\r\n");
+    EXPECT(&h, c, "");
+    beuss_conn_resume(h.e, c, 1000);
+    h_drain(&h);
+    EXPECT(&h, c, "MSG 20\r\n01234567890123456789\r\nPONG\r\nOK 5\r\n");
+    CHECK(h.flags[c] == 0);
+
+    current = "pushes stop at high water until resume";
+    h_feeds(&h, c, "ON g CREDIT 100\r\n");
+    /* OK (4 bytes) + 3 pushes of 33 bytes = 103: the 3rd reaches 100 */
+    EXPECT(&h, c,
+           "OK\r\nPUSH g 20\r\n01234567890123456789\r\nPUSH g 20\r\n01234567890123456789\r\n"
+           "PUSH g 20\r\n01234567890123456789\r\n");
+    CHECK(h.flags[c] == BEUSS_OUT_FULL);
+    h_feeds(&h, p, "LEN g\r\n");
+    EXPECT(&h, p, "OK 2\r\n");
+    beuss_conn_resume(h.e, c, 1000);
+    h_drain(&h);
+    EXPECT(&h, c, "PUSH g 20\r\n01234567890123456789\r\nPUSH g 20\r\n01234567890123456789\r\n");
+    CHECK(h.flags[c] == 0);
+    h_free(&h);
+
+    current = "EOVERFLOW past the pending input bound";
+    h_init(&h);
+    c = h_open(&h);
+    beuss_conn_pause(h.e, c);
+    {
+        size_t n = 1024 * 1024;
+        char *big = malloc(n);
+        int r = 0;
+        memset(big, '\n', n);
+        for (i = 0; i < 4; i++)
+            CHECK(h_feed(&h, c, big, n, 1000) == BEUSS_OK);
+        r = h_feed(&h, c, big, 1, 1000);
+        CHECK(r == BEUSS_EOVERFLOW);
+        CHECK(h.flags[c] & BEUSS_OUT_CLOSE);
+        free(big);
+    }
+    h_free(&h);
+}
+
+static void test_many_frames(void)
+{
+    harness h;
+    uint32_t c, d;
+    size_t n = 100000, i, len = 0, olen;
+    char *in, *out, *w;
+    beuss_stats s;
+    current = "100000 pipelined messages FIFO";
+    h_init(&h);
+    c = h_open(&h);
+    d = h_open(&h);
+    in = malloc(n * 32);
+    for (i = 0; i < n; i++)
+        len += (size_t)sprintf(in + len, "PUT f 6\r\n%06zu\r\n", i);
+    /* in chunks of 64 KiB, as a socket delivers */
+    for (i = 0; i < len; i += 65536)
+        h_feed(&h, c, in + i, len - i < 65536 ? len - i : 65536, 1000);
+    out = h_take(&h, c, &olen);
+    CHECK(olen == n * 6);
+    free(out);
+    stats(&h, &s);
+    CHECK(s.messages == n && s.bytes == n * 6);
+    /* Per-message cost in the store: payload + 4-byte header + slack. */
+    CHECK(s.memory < n * (6 + 4) + n * 2 + 200000);
+    len = 0;
+    for (i = 0; i < n; i++)
+        len += (size_t)sprintf(in + len, "GET f\r\n");
+    for (i = 0; i < len; i += 65536) {
+        int r = beuss_feed(h.e, d, (const uint8_t *)in + i, len - i < 65536 ? len - i : 65536, 1000);
+        CHECK(r == BEUSS_OK);
+        h_drain(&h);
+        if (h.flags[d] & BEUSS_OUT_FULL) {
+            beuss_conn_resume(h.e, d, 1000);
+            h_drain(&h);
+        }
+    }
+    out = h_take(&h, d, &olen);
+    CHECK(olen == n * 15);
+    if (olen != n * 15)
+        fprintf(stderr, "  got %zu bytes, flags %u: %.60s\n", olen, h.flags[d], out);
+    w = out;
+    for (i = 0; i < n && w + 15 <= out + olen; i++) {
+        char exp[32];
+        sprintf(exp, "MSG 6\r\n%06zu\r\n", i);
+        if (memcmp(w, exp, 15) != 0) {
+            CHECK(!"FIFO order broken");
+            fprintf(stderr, "  at message %zu: %.40s\n", i, w);
+            break;
+        }
+        w += 15;
+    }
+    free(out);
+    free(in);
+    stats(&h, &s);
+    CHECK(s.messages == 0 && s.taken == n && s.puts == n);
+    h_free(&h);
+}
+
+static void test_close_mid_frame(void)
+{
+    harness h;
+    uint32_t c, d;
+    beuss_stats s;
+    uint64_t base;
+    current = "close mid-frame";
+    h_init(&h);
+    stats(&h, &s);
+    base = s.memory;
+    c = h_open(&h);
+    h_feeds(&h, c, "PUT q 100\r\nabc");
+    CHECK(beuss_conn_close(h.e, c, 1000) == BEUSS_OK);
+    CHECK(beuss_feed(h.e, c, (const uint8_t *)"x", 1, 1000) == BEUSS_ENOCONN);
+    c = h_open(&h);
+    h_feeds(&h, c, "PU");
+    CHECK(beuss_conn_close(h.e, c, 1000) == BEUSS_OK);
+    stats(&h, &s);
+    CHECK(s.memory == base + 0 || s.queues == 0);
+    CHECK(s.connections == 0);
+    current = "ids are reused";
+    c = h_open(&h);
+    d = h_open(&h);
+    CHECK(c == 0 && d == 1);
+    beuss_conn_close(h.e, c, 1000);
+    CHECK(h_open(&h) == 0);
+    CHECK(beuss_conn_close(h.e, 77, 1000) == BEUSS_ENOCONN);
+    h_free(&h);
+}
+
+static void test_stats_doc(void)
+{
+    harness h;
+    uint32_t c;
+    char *out;
+    current = "STATS document";
+    h_init(&h);
+    c = h_open(&h);
+    h_feed(&h, c, "PUT a 2\r\nxy\r\nSTATS\r\n", 20, 1500);
+    out = h_take(&h, c, NULL);
+    CHECK(strncmp(out, "OK 2\r\nDATA ", 11) == 0);
+    CHECK(strstr(out, "\nprotocol 1\n") || strstr(out, "\r\nprotocol 1\n"));
+    CHECK(strstr(out, "\nuptime_ms 500\n") != NULL);
+    CHECK(strstr(out, "\nconnections 1\n") != NULL);
+    CHECK(strstr(out, "\nqueues 1\n") != NULL);
+    CHECK(strstr(out, "\nmessages 1\n") != NULL);
+    CHECK(strstr(out, "\nbytes 2\n") != NULL);
+    CHECK(strstr(out, "\nputs 1\n") != NULL);
+    CHECK(strstr(out, "\nmax_message_size 10240\n") != NULL);
+    CHECK(strstr(out, "\noversize truncate\n") != NULL);
+    CHECK(strstr(out, "\nmax_queued_bytes 0\n") != NULL);
+    CHECK(strstr(out, "\nmemory ") != NULL);
+    {
+        const char *keys[] = {"consumers", "waiting", "taken", "pushed", "truncated",
+                              "rejected_large", "rejected_full", "protocol_errors"};
+        size_t i;
+        for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+            char k[40];
+            sprintf(k, "\n%s 0\n", keys[i]);
+            CHECK(strstr(out, k) != NULL);
+        }
+    }
+    free(out);
+    h_feeds(&h, c, "PURGE a\r\nPURGE a\r\nPURGE nope\r\nLEN a\r\n");
+    EXPECT(&h, c, "OK 1\r\nOK 0\r\nOK 0\r\nOK 0\r\n");
+    h_free(&h);
+}
+
+static void test_config(void)
+{
+    beuss_config cfg;
+    current = "config validation";
+    beuss_config_init(&cfg);
+    cfg.max_message_size = 0;
+    CHECK(beuss_engine_new(&cfg, NULL, 0) == NULL);
+    beuss_config_init(&cfg);
+    cfg.max_line = 10;
+    CHECK(beuss_engine_new(&cfg, NULL, 0) == NULL);
+    beuss_config_init(&cfg);
+    cfg.output_high_water = 0;
+    CHECK(beuss_engine_new(&cfg, NULL, 0) == NULL);
+    beuss_engine_free(NULL);
+    CHECK(beuss_next_deadline(NULL) == -1);
+    CHECK(strcmp(beuss_strerror(BEUSS_EOVERFLOW), "unknown status") != 0);
+}
+
+/* scenario drives a fixed multi-connection script; with allocation failures
+ * injected it must not crash or leak, and afterwards (allocator healthy
+ * again) the engine must still serve requests. */
+static void scenario(harness *h)
+{
+    uint32_t a = 0, b = 0, c = 0;
+    int oa = beuss_conn_open(h->e, &a) == BEUSS_OK;
+    int ob = beuss_conn_open(h->e, &b) == BEUSS_OK;
+    int oc = beuss_conn_open(h->e, &c) == BEUSS_OK;
+    if (oa) {
+        beuss_feed(h->e, a, (const uint8_t *)"ON q CREDIT 2\r\nGET w WAIT 50\r\nPI", 32, 1000);
+        h_drain(h);
+    }
+    if (ob) {
+        beuss_feed(h->e, b, (const uint8_t *)"PUT q 3\r\nabcPUT", 15, 1001);
+        h_drain(h);
+        beuss_feed(h->e, b, (const uint8_t *)"\r\n q 2\r\nde\r\nPUT q 1\r\nf\r\nPUT w 1\r\ng\r\n", 35, 1002);
+        h_drain(h);
+        beuss_feed(h->e, b, (const uint8_t *)"PUT x 1\r\nh\r\nQUEUES\r\nSTATS\r\nPEEK x\r\n", 34, 1003);
+        h_drain(h);
+    }
+    if (oa) {
+        beuss_feed(h->e, a, (const uint8_t *)"NG\r\nGET q WAIT 20\r\n", 19, 1004);
+        h_drain(h);
+    }
+    beuss_tick(h->e, 2000);
+    h_drain(h);
+    if (oc) {
+        beuss_feed(h->e, c, (const uint8_t *)"ON x\r\nOFF x\r\nPUT y 40000\r\n", 26, 2001);
+        h_drain(h);
+        beuss_conn_close(h->e, c, 2002);
+    }
+    if (oa)
+        beuss_conn_close(h->e, a, 2003);
+    h_drain(h);
+}
+
+static void test_alloc_failures(void)
+{
+    harness h;
+    long n, total;
+    current = "allocation failure injection";
+    /* Count the allocations of a clean run. */
+    h_init(&h);
+    scenario(&h);
+    total = h.ta.count;
+    h_free(&h);
+    CHECK(total > 10);
+    for (n = 1; n <= total + 5; n++) {
+        int i;
+        memset(&h, 0, sizeof h);
+        h.al.malloc = t_malloc;
+        h.al.realloc = t_realloc;
+        h.al.free = t_free;
+        h.al.ctx = &h.ta;
+        h.ta.fail_at = n;
+        h.e = beuss_engine_new(NULL, &h.al, 1000);
+        if (h.e == NULL) {
+            CHECK(h.ta.live == 0);
+            continue;
+        }
+        scenario(&h);
+        /* Still usable: a fresh connection gets correct answers. */
+        h.ta.fail_at = 0;
+        for (i = 0; i < MAXC; i++)
+            h.outlen[i] = 0;
+        {
+            uint32_t id;
+            char *got;
+            size_t gl;
+            CHECK(beuss_conn_open(h.e, &id) == BEUSS_OK);
+            h_feeds(&h, id, "PUT after 2\r\nok\r\nGET after\r\nPING\r\n");
+            got = h_take(&h, id, &gl);
+            if (strcmp(got, "OK 2\r\nMSG 2\r\nok\r\nPONG\r\n") != 0) {
+                CHECK(!"engine unusable after an allocation failure");
+                fprintf(stderr, "  failing allocation %ld: got \"%s\"\n", n, got);
+            }
+            free(got);
+        }
+        h_free(&h);
+    }
+
+    current = "allocation failure gives ERR INTERNAL";
+    {
+        /* Fail every allocation after the connection is set up: a PUT to a
+         * new queue must be refused with INTERNAL, and nothing stored. */
+        uint32_t c;
+        beuss_stats s;
+        h_init(&h);
+        c = h_open(&h);
+        h_feeds(&h, c, "PING\r\n");
+        EXPECT(&h, c, "PONG\r\n");
+        h.ta.fail_from = h.ta.count + 1;
+        h_feeds(&h, c, "PUT newq 3\r\nabc\r\nON q2\r\nGET w WAIT 10\r\n");
+        EXPECT(&h, c,
+               "ERR INTERNAL out of memory creating the queue; nothing stored\r\n"
+               "ERR INTERNAL out of memory creating the queue\r\n"
+               "ERR INTERNAL out of memory creating the queue\r\n");
+        stats(&h, &s);
+        CHECK(s.queues == 0 && s.messages == 0);
+        h.ta.fail_from = 0;
+        h_feeds(&h, c, "PUT newq 3\r\nabc\r\nLEN newq\r\n");
+        EXPECT(&h, c, "OK 3\r\nOK 1\r\n");
+        CHECK(h.flags[c] == 0);
+        h_free(&h);
+    }
+}
+
 int main(void)
 {
     test_basic_transcript();
+    test_transcript_splits();
+    test_put_split_everywhere_all_bytes();
+    test_commands_and_errors();
+    test_oversize();
+    test_oversize_memory_bounded();
+    test_full();
+    test_wait();
+    test_consumers();
+    test_pause_resume_full();
+    test_many_frames();
+    test_close_mid_frame();
+    test_stats_doc();
+    test_config();
+    test_alloc_failures();
     printf("%d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
 }
