@@ -205,7 +205,10 @@ function waitMs(p: ParsedArgs): number {
   const w = str(p, 'wait');
   if (w === undefined) return 0;
   const secs = Number(w);
-  if (w.trim() === '' || !Number.isFinite(secs) || secs < 0) throw usageError(`--wait needs a number of seconds, got '${w}'`);
+  // The protocol carries at most 19 digits of milliseconds; a year is plenty.
+  if (w.trim() === '' || !Number.isFinite(secs) || secs < 0 || secs > 31_536_000) {
+    throw usageError(`--wait needs a number of seconds from 0 to 31536000, got '${w}'`);
+  }
   return Math.round(secs * 1000);
 }
 

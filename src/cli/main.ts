@@ -1,6 +1,6 @@
 // Entry point of the `beuss` command: parse, run one command, map the outcome
 // to an exit code. The client library is loaded only once a command needs it.
-import { ConnectionError, ServerError } from '../client/errors.js';
+import { ConnectionError, InvalidArgumentError, ServerError } from '../client/errors.js';
 import { CliExit, EXIT, parseArgs, type ParsedArgs, usageError } from './args.js';
 import { usage, verbUsage, VERBS } from './usage.js';
 
@@ -50,6 +50,10 @@ function report(err: unknown): number {
     if (err.message) process.stderr.write(`beuss: ${err.message}\n`);
     if (err.exitCode === EXIT.USAGE) process.stderr.write("Run 'beuss --help' for usage.\n");
     return err.exitCode;
+  }
+  if (err instanceof InvalidArgumentError) {
+    process.stderr.write(`beuss: ${err.message}\nRun 'beuss --help' for usage.\n`);
+    return EXIT.USAGE;
   }
   if (err instanceof ConnectionError) {
     process.stderr.write(`beuss: ${err.message}\n`);

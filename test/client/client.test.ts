@@ -9,8 +9,11 @@ import {
   FullError,
   InvalidArgumentError,
   type Message,
+  ProtocolError,
   TooLargeError,
+  TooManyConnectionsError,
 } from '../../src/index.js';
+import * as net from 'node:net';
 import { type RunningServer, startServer } from '../helpers/server.js';
 
 let srv: RunningServer;
@@ -321,6 +324,40 @@ describe('server errors', () => {
 });
 
 describe('connection errors and closing', () => {
+  it('rejects with TooManyConnectionsError when the server is at its connection cap', async () => {
+    const capped = await startServer(['--max-connections', '1']);
+    const first = await open(capped);
+    try {
+      await first.ping();
+      const second = await open(capped);
+      const err = await second.ping().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TooManyConnectionsError);
+      expect(err).toMatchObject({ code: 'TOO_MANY_CONNECTIONS' });
+      await expect(second.ping()).rejects.toThrow(ConnectionError);
+      await second.close();
+      expect(await first.ping()).toBeGreaterThanOrEqual(0);
+    } finally {
+      await first.close();
+      await capped.stop();
+    }
+  });
+
+  it('rejects with ProtocolError and closes when the peer does not speak the protocol', async () => {
+    // Not a beuss server: a peer answering garbage, as a wrong port would.
+    const peer = net.createServer((s) => s.on('data', () => s.write('HTTP/1.1 400 Bad Request\r\n\r\n')));
+    await new Promise<void>((r) => peer.listen(0, '127.0.0.1', r));
+    try {
+      const c = await connect({ host: '127.0.0.1', port: (peer.address() as net.AddressInfo).port });
+      const err = await c.ping().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ProtocolError);
+      expect(err).toMatchObject({ code: 'PROTOCOL_VIOLATION' });
+      expect(c.isClosed).toBe(true);
+      await expect(c.len('q')).rejects.toThrow(ProtocolError);
+    } finally {
+      await new Promise<void>((r) => peer.close(() => r()));
+    }
+  });
+
   it('rejects connect with ConnectionError ECONNREFUSED when nothing listens', async () => {
     const gone = await startServer();
     const port = gone.port;
