@@ -999,7 +999,7 @@ beuss_engine *beuss_engine_new(const beuss_config *cfg, const beuss_allocator *a
     e->created_ms = e->now_ms = now_ms;
     e->free_head = NO_SLOT;
     if (qt_init(&e->qt, &e->al) != 0) {
-        ba_free(&e->al, e, sizeof *e);
+        ba_free(&al, e, sizeof *e); /* not &e->al: it lives inside e */
         return NULL;
     }
     return e;
@@ -1208,7 +1208,7 @@ int beuss_output_next(beuss_engine *e, beuss_output *out)
         c->dl = DL_RETURNED;
         out->conn = c->id;
         out->flags = flags;
-        out->data = c->out.p + c->out_returned;
+        out->data = c->out.p ? c->out.p + c->out_returned : NULL;
         out->len = c->out.len - c->out_returned;
         c->out_returned = c->out.len;
         c->flags_reported = flags;

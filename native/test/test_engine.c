@@ -771,7 +771,7 @@ static void test_consumers(void)
         int n = sprintf(req, "PUT rr %d\r\n%0*d\r\n", 2, 2, i);
         h_feed(&h, p, req, (size_t)n, 1000);
     }
-    h_take(&h, p, NULL);
+    free(h_take(&h, p, NULL));
     for (i = 0; i < 3; i++) {
         int k;
         char *w = want;
@@ -790,8 +790,8 @@ static void test_consumers(void)
     h_feeds(&h, c2, "OFF rr\r\n");
     h_feeds(&h, c3, "OFF rr\r\n");
     EXPECT(&h, c1, "OK\r\n");
-    h_take(&h, c2, NULL);
-    h_take(&h, c3, NULL);
+    free(h_take(&h, c2, NULL));
+    free(h_take(&h, c3, NULL));
     h_feeds(&h, p, "PUT cr 1\r\na\r\nPUT cr 1\r\nb\r\nPUT cr 1\r\nc\r\n");
     EXPECT(&h, p, "OK 1\r\nOK 1\r\nOK 1\r\n");
     h_feeds(&h, c1, "ON cr CREDIT 2\r\n");
@@ -860,7 +860,7 @@ static void test_pause_resume_full(void)
     p = h_open(&h);
     for (i = 0; i < 10; i++)
         h_feeds(&h, p, "PUT g 20\r\n01234567890123456789\r\n");
-    h_take(&h, p, NULL);
+    free(h_take(&h, p, NULL));
     /* Each reply is 28 bytes: the 4th reaches 100 and pauses. */
     h_feeds(&h, c, "GET g\r\nGET g\r\nGET g\r\nGET g\r\nGET g\r\nPING\r\n");
     EXPECT(&h, c,
