@@ -61,6 +61,18 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
   const config = parsed.config;
   const server = new BeussServer(config, log);
+  // Handlers go in before the start line is printed: whoever reads that
+  // line may signal at once.
+  const onSignal = (signal: NodeJS.Signals) => {
+    const started = Date.now();
+    void server.stop().then(() => {
+      const s = server.stats();
+      log(`stopped on ${signal} in ${Date.now() - started} ms (${s.puts} messages put, ${s.messages} left in queues)`);
+      process.exit(0);
+    });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   let address;
   try {
     address = await server.listen();
@@ -74,14 +86,4 @@ export async function main(argv: readonly string[]): Promise<void> {
     `beuss-server ${version()} listening on ${hostPort(config.host, address.port)} ` +
       `(max message size ${config.maxMessageSize} bytes, oversize ${config.oversize})\n`,
   );
-  const onSignal = (signal: NodeJS.Signals) => {
-    const started = Date.now();
-    void server.stop().then(() => {
-      const s = server.stats();
-      log(`stopped on ${signal} in ${Date.now() - started} ms (${s.puts} messages put, ${s.messages} left in queues)`);
-      process.exit(0);
-    });
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
 }

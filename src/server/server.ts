@@ -17,6 +17,12 @@ function now(): number {
 // Socket errors that only mean the peer went away: not worth a log line.
 const QUIET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
 
+// A connection waiting in a GET WAIT keeps being read (and its input kept
+// by the engine) up to this many bytes: reading is how Node notices that a
+// client went away, and a vanished waiter must not take a message. Past it
+// the socket is paused, well below the engine's own bound on kept input.
+const WAIT_READ_LIMIT = 256 * 1024;
+
 // A socket we ended is destroyed if its peer has neither read what is left
 // nor closed after this long, so a client that stops reading cannot pin it.
 const LINGER_MS = 10_000;
@@ -35,6 +41,8 @@ class Conn {
   done = false;
   /** A resume is scheduled with setImmediate. */
   resumeScheduled = false;
+  /** Bytes read while waiting (see WAIT_READ_LIMIT). */
+  readWhileWaiting = 0;
 
   constructor(
     readonly id: number,
@@ -185,6 +193,10 @@ export class BeussServer {
 
   #socketOnData(c: Conn, chunk: Buffer): void {
     if (c.done) return;
+    if (c.waiting) {
+      c.readWhileWaiting += chunk.length;
+      if (c.readWhileWaiting >= WAIT_READ_LIMIT) c.socket.pause();
+    }
     const out = this.#engine.feed(c.id, chunk, now());
     const st = this.#engine.status;
     this.#run(out);
@@ -246,6 +258,7 @@ export class BeussServer {
       const waiting = (flags & this.#OUT_WAITING) !== 0;
       if (waiting !== c.waiting) {
         c.waiting = waiting;
+        c.readWhileWaiting = 0;
         changed = true;
       }
       if (flags & this.#OUT_FULL) c.engineHeld = true;
@@ -286,19 +299,21 @@ export class BeussServer {
     }
     if (this.#stopping || c.readEnded) {
       // Nothing more will be read. A GET still waiting at a stop is answered
-      // with SHUTTING_DOWN; otherwise finish once the engine holds nothing
-      // more for this connection (no pause pending, no wait).
-      if (this.#stopping && c.waiting) {
-        c.socket.write('ERR SHUTTING_DOWN the server is stopping\r\n');
+      // with SHUTTING_DOWN. A client that shut its side while waiting is
+      // taken as gone (a half-close and a close look alike here), so that
+      // no message is handed to a vanished client. Otherwise finish once
+      // the engine holds nothing more for this connection.
+      if (c.waiting) {
+        if (this.#stopping) c.socket.write('ERR SHUTTING_DOWN the server is stopping\r\n');
         this.#finish(c, false);
-      } else if (!c.waiting && !c.engineHeld) {
+      } else if (!c.engineHeld) {
         this.#finish(c, false);
       } else if (!c.socket.isPaused()) {
         c.socket.pause();
       }
       return;
     }
-    const read = !c.writeBlocked && !c.waiting && !c.engineHeld;
+    const read = !c.writeBlocked && !c.engineHeld && !(c.waiting && c.readWhileWaiting >= WAIT_READ_LIMIT);
     if (read) {
       if (c.socket.isPaused()) c.socket.resume();
     } else if (!c.socket.isPaused()) {

@@ -72,8 +72,8 @@ describe('connections', () => {
     w.send('PUT midframe 100\r\nonly thirty bytes of a hundred');
     const c = await Client.connect(server.port);
     expect((await c.request('PING\r\n')).line).toBe('PONG');
-    w.end();
     const base = await connections();
+    w.end();
     await eventually(async () => (await connections()) < base, 'the server to see the disconnect');
     expect((await witness.request('LEN midframe\r\n')).line).toBe('OK 0');
     // Disconnecting mid-header too.

@@ -15,7 +15,7 @@ export interface Frame {
 /** Returns `PUT <queue> <len>\r\n<payload>\r\n` as bytes. */
 export function put(queue: string, payload: string | Buffer): Buffer {
   const p = typeof payload === 'string' ? Buffer.from(payload) : payload;
-  return Buffer.concat([Buffer.from(`PUT ${queue} ${p.length}\r\n`, 'latin1'), p, Buffer.from('\r\n')]);
+  return Buffer.concat([Buffer.from(`PUT ${queue} ${p.length}\r\n`), p, Buffer.from('\r\n')]);
 }
 
 /** Returns the payload length a header line declares, or -1 for frames without one. */
