@@ -143,12 +143,18 @@ class AlreadySubscribedError(ServerError):
     """``ALREADY_SUBSCRIBED``: this connection already consumes that queue."""
 
 
-class TooManyConnectionsError(ServerError):
-    """``TOO_MANY_CONNECTIONS``: the server's connection cap is reached; it closed the connection."""
+class TooManyConnectionsError(ServerError, builtins.ConnectionError):
+    """``TOO_MANY_CONNECTIONS``: the server's connection cap is reached; it closed the connection.
+
+    Also a builtin ``ConnectionError`` (not a :class:`beuss.ConnectionError`).
+    """
 
 
-class ShuttingDownError(ServerError):
-    """``SHUTTING_DOWN``: the server is stopping; it closed the connection."""
+class ShuttingDownError(ServerError, builtins.ConnectionError):
+    """``SHUTTING_DOWN``: the server is stopping; it closed the connection.
+
+    Also a builtin ``ConnectionError`` (not a :class:`beuss.ConnectionError`).
+    """
 
 
 class InternalServerError(ServerError):
