@@ -217,6 +217,29 @@ describe('ON', () => {
     expect(qs.find((x) => x.name === q)?.consumers ?? 0).toBe(0);
   });
 
+  it('takes no more messages while its stdout is not read (credit follows output)', async () => {
+    const q = fresh();
+    const body = 'z'.repeat(1023);
+    const lines = Array.from({ length: 3000 }, (_, i) => `${String(i).padStart(5, '0')}${body}`);
+    await beuss(['PUT', q, '--lines', ...at], { input: lines.join('\n') });
+    const child = spawn(process.execPath, [CLI_BIN, 'ON', q, '--prefetch', '8', '--count', '3000', ...at], {
+      env: childEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    // stdout is left unread: the pipe fills, writes stop, and so must credit.
+    const stats = async () => JSON.parse((await beuss(['STATS', '--json', ...at])).stdout.toString()) as { pushed: number };
+    const base = (await stats()).pushed;
+    for (let i = 0; i < 400 && (await stats()).pushed - base < 50; i++) await new Promise((r) => setTimeout(r, 25));
+    await new Promise((r) => setTimeout(r, 500));
+    // Pipe (64 KiB) + the reader's buffer (64 KiB) + prefetch hold at most ~140 messages of 1 KiB.
+    const left = Number((await beuss(['LEN', q, ...at])).stdout.toString());
+    expect(left).toBeGreaterThan(3000 - 400);
+    const done = collect(child);
+    const r = await done;
+    expect(r.code).toBe(0);
+    expect(r.stdout.toString()).toBe(lines.join('\n') + '\n');
+  });
+
   it('-0 separates binary messages with NUL bytes', async () => {
     const q = fresh();
     await beuss(['PUT', q, ...at], { input: 'a\nb' });
