@@ -4,7 +4,8 @@
  * Segments start small (an idle queue with one message holds a few hundred
  * bytes) and double up to 64 KiB; a record larger than that gets a segment
  * of its own size. Appends write at the last segment's tail, takes read at
- * the first segment's head, and push_front writes before the head. */
+ * the first segment's head, and push_front writes before the head.
+ * Invariant: an empty segment exists only as the store's only one. */
 #include "internal.h"
 
 #define SEG_MIN_ALLOC 256u
@@ -62,6 +63,12 @@ int store_append(bstore *s, balloc *al, const uint8_t *data, size_t len)
 {
     bseg *g = s->last;
     size_t need = BREC_HDR + len;
+    if (g != NULL && s->count == 0 && g->cap - g->tail < need) {
+        /* The kept empty segment is too small: an empty segment may only
+         * exist alone, so replace it. */
+        seg_free(al, g);
+        s->first = s->last = g = NULL;
+    }
     if (g == NULL || g->cap - g->tail < need) {
         bseg *n = seg_new(al, need, g ? g->cap : 0);
         if (n == NULL)
@@ -87,6 +94,15 @@ int store_push_front(bstore *s, balloc *al, const uint8_t *data, size_t len)
 {
     bseg *g = s->first;
     size_t need = BREC_HDR + len;
+    if (g != NULL && s->count == 0) {
+        /* The kept empty segment: fill it from its end, or replace it. */
+        if (g->cap >= need) {
+            g->head = g->tail = g->cap;
+        } else {
+            seg_free(al, g);
+            s->first = s->last = g = NULL;
+        }
+    }
     if (g == NULL || g->head < need) {
         bseg *n = seg_new(al, need, 0);
         if (n == NULL)
@@ -116,8 +132,6 @@ int store_peek(const bstore *s, const uint8_t **data, size_t *len)
     uint32_t w;
     if (s->count == 0)
         return 0;
-    while (g->head == g->tail)
-        g = g->next; /* cannot happen: empty segments are unlinked */
     w = get_word(g->data + g->head);
     *len = w & BREC_LEN_MASK;
     *data = g->data + g->head + BREC_HDR;
