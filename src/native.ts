@@ -26,6 +26,10 @@ export interface EngineConstants extends OutputFlags {
   readonly MAX_MAX_LINE: number;
   readonly MAX_QUEUE_NAME: number;
   readonly DEFAULT_OUTPUT_HIGH_WATER: number;
+  /** Largest max message size an engine accepts. */
+  readonly MAX_MAX_MESSAGE_SIZE: number;
+  /** Input kept for a paused or waiting connection before feed reports EOVERFLOW. */
+  readonly MAX_PENDING_INPUT: number;
   readonly DEFAULT_MAX_QUEUED_BYTES: number;
   readonly OVERSIZE_TRUNCATE: number;
   readonly OVERSIZE_REJECT: number;
@@ -216,6 +220,9 @@ export class Engine {
     const c: Record<string, number> = {};
     if (config.maxMessageSize !== undefined) {
       checkUint('maxMessageSize', config.maxMessageSize, 1);
+      if (config.maxMessageSize > k.MAX_MAX_MESSAGE_SIZE) {
+        throw new TypeError(`maxMessageSize must be at most ${k.MAX_MAX_MESSAGE_SIZE}, got ${config.maxMessageSize}`);
+      }
       c.maxMessageSize = config.maxMessageSize;
     }
     if (config.oversize !== undefined) {

@@ -41,6 +41,7 @@ export interface EngineLimits {
   DEFAULT_MAX_LINE: number;
   MIN_MAX_LINE: number;
   MAX_MAX_LINE: number;
+  MAX_MAX_MESSAGE_SIZE: number;
 }
 
 /** A bad flag, flag value or environment variable; main prints its message and exits with code 2. */
@@ -51,10 +52,6 @@ export class UsageError extends Error {
 
 /** The outcome of parsing a command line: run, or print help or the version. */
 export type ParsedArgs = { action: 'run'; config: ServerConfig } | { action: 'help' } | { action: 'version' };
-
-// Largest message size accepted: a message is held whole in memory and
-// written in one piece, so keep it well below Node's Buffer limit.
-const MAX_MESSAGE_SIZE_LIMIT = 256 * 1024 * 1024;
 
 const SIZE_SUFFIX: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
 
@@ -96,7 +93,7 @@ function settings(limits: EngineLimits): Setting[] {
     {
       flag: '--max-message-size',
       env: 'BMAXMESSAGESIZE',
-      apply: (c, w, v) => (c.maxMessageSize = parseInteger(w, v, 1, MAX_MESSAGE_SIZE_LIMIT, true)),
+      apply: (c, w, v) => (c.maxMessageSize = parseInteger(w, v, 1, limits.MAX_MAX_MESSAGE_SIZE, true)),
     },
     { flag: '--oversize', env: 'BOVERSIZE', apply: (c, w, v) => (c.oversize = parseOversize(w, v)) },
     {
