@@ -21,6 +21,20 @@ const CR = 13;
 const TOKEN_SPLIT = /[ \t]+/;
 const NUMBER = /^\d{1,19}$/;
 
+const SP = 32;
+
+// Returns the value of the 1-19 decimal digits in buf[s, e), or -1 if that is not what is there.
+function digits(buf: Buffer, s: number, e: number): number {
+  if (e - s < 1 || e - s > 19) return -1;
+  let v = 0;
+  for (let i = s; i < e; i++) {
+    const d = buf[i] - 48;
+    if (d < 0 || d > 9) return -1;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
 const enum State {
   Line,
   Payload,
@@ -72,20 +86,22 @@ export class ReplyParser {
           this.partial.push(chunk.subarray(pos));
           return;
         }
-        let line: Buffer;
+        // The line is [start, end) of buf: a view of the chunk, or the joined pieces when it straddled chunks.
+        let buf = chunk;
+        let start = pos;
+        let end = lf;
         if (this.partialLen > 0) {
           this.partial.push(chunk.subarray(pos, lf));
-          line = Buffer.concat(this.partial, this.partialLen + (lf - pos));
+          buf = Buffer.concat(this.partial, this.partialLen + (lf - pos));
           this.partial = [];
           this.partialLen = 0;
-        } else {
-          line = chunk.subarray(pos, lf);
+          start = 0;
+          end = buf.length;
         }
-        if (line.length > MAX_REPLY_LINE) throw new ProtocolError(`reply line longer than ${MAX_REPLY_LINE} bytes`);
+        if (end - start > MAX_REPLY_LINE) throw new ProtocolError(`reply line longer than ${MAX_REPLY_LINE} bytes`);
         pos = lf + 1;
-        let end = line.length;
-        if (end > 0 && line[end - 1] === CR) end--;
-        this.line(line.toString('utf8', 0, end));
+        if (end > start && buf[end - 1] === CR) end--;
+        if (!this.fastLine(buf, start, end)) this.line(buf.toString('utf8', start, end));
       } else if (this.state === State.Payload) {
         const want = this.payload.length - this.payloadGot;
         const take = Math.min(want, n - pos);
@@ -108,6 +124,51 @@ export class ReplyParser {
         }
       }
     }
+  }
+
+  // Parses the common well-formed replies straight from the bytes; returns false to leave the line to `line`.
+  private fastLine(buf: Buffer, s: number, e: number): boolean {
+    const len = e - s;
+    const b0 = buf[s];
+    if (b0 === 0x4f) {
+      // OK, OK <number>
+      if (buf[s + 1] !== 0x4b) return false;
+      if (len === 2) {
+        this.onFrame({ type: 'OK', args: [] });
+        return true;
+      }
+      if (buf[s + 2] !== SP || digits(buf, s + 3, e) < 0) return false;
+      this.onFrame({ type: 'OK', args: [buf.toString('latin1', s + 3, e)] });
+      return true;
+    }
+    if (b0 === 0x4d) {
+      // MSG <bytes>
+      if (len < 5 || buf[s + 1] !== 0x53 || buf[s + 2] !== 0x47 || buf[s + 3] !== SP) return false;
+      const size = digits(buf, s + 4, e);
+      if (size < 0) return false;
+      this.startPayload('MSG', '', size);
+      return true;
+    }
+    if (b0 === 0x50) {
+      if (len === 4 && buf[s + 1] === 0x4f && buf[s + 2] === 0x4e && buf[s + 3] === 0x47) {
+        this.onFrame({ type: 'PONG' });
+        return true;
+      }
+      // PUSH <queue> <bytes>
+      if (len < 8 || buf[s + 1] !== 0x55 || buf[s + 2] !== 0x53 || buf[s + 3] !== 0x48 || buf[s + 4] !== SP) return false;
+      let sp = s + 5;
+      while (sp < e && buf[sp] !== SP) sp++;
+      if (sp === s + 5 || sp >= e) return false;
+      const size = digits(buf, sp + 1, e);
+      if (size < 0) return false;
+      this.startPayload('PUSH', buf.toString('utf8', s + 5, sp), size);
+      return true;
+    }
+    if (len === 5 && b0 === 0x45 && buf[s + 1] === 0x4d && buf[s + 2] === 0x50 && buf[s + 3] === 0x54 && buf[s + 4] === 0x59) {
+      this.onFrame({ type: 'EMPTY' });
+      return true;
+    }
+    return false;
   }
 
   private line(text: string): void {
@@ -136,20 +197,23 @@ export class ReplyParser {
       case 'MSG':
       case 'DATA':
         if (tokens.length !== 2) throw new ProtocolError(`malformed reply: '${trimmed}'`);
-        this.startPayload(tokens[0], '', tokens[1]);
+        this.startPayloadText(tokens[0], '', tokens[1]);
         return;
       case 'PUSH':
         if (tokens.length !== 3) throw new ProtocolError(`malformed push: '${trimmed}'`);
-        this.startPayload('PUSH', tokens[1], tokens[2]);
+        this.startPayloadText('PUSH', tokens[1], tokens[2]);
         return;
       default:
         throw new ProtocolError(`unknown reply: '${trimmed.slice(0, 80)}'`);
     }
   }
 
-  private startPayload(type: 'MSG' | 'DATA' | 'PUSH', queue: string, len: string): void {
+  private startPayloadText(type: 'MSG' | 'DATA' | 'PUSH', queue: string, len: string): void {
     if (!NUMBER.test(len)) throw new ProtocolError(`bad payload length '${len}' in ${type} reply`);
-    const size = Number(len);
+    this.startPayload(type, queue, Number(len));
+  }
+
+  private startPayload(type: 'MSG' | 'DATA' | 'PUSH', queue: string, size: number): void {
     if (size > this.maxPayload) throw new ProtocolError(`payload of ${size} bytes is over the client's maxPayload (${this.maxPayload})`);
     this.pendingType = type;
     this.pendingQueue = queue;

@@ -77,6 +77,16 @@ describe('ReplyParser', () => {
     }
   });
 
+  it('accepts extra spaces and tabs between tokens', () => {
+    const frames = parseChunks([Buffer.from('OK  5\r\nMSG\t2\r\nab\r\nPUSH  q \t1\r\nz\r\n PONG \r\n')]);
+    expect(frames).toEqual([
+      { type: 'OK', args: ['5'] },
+      { type: 'MSG', data: Buffer.from('ab') },
+      { type: 'PUSH', queue: 'q', data: Buffer.from('z') },
+      { type: 'PONG' },
+    ]);
+  });
+
   it('does not let a payload alias the input chunk', () => {
     const chunk = Buffer.from('MSG 3\r\nabc\r\n');
     const [f] = parseChunks([chunk]);
