@@ -232,6 +232,16 @@ class ReplyParser:
         end = nl - 1 if nl > pos and buf[nl - 1] == 13 else nl
         line = bytes(buf[pos:end])
         word, _, rest = line.partition(b" ")
+        if word == b"PUSH":
+            # The hot path of a consumer: checked first, parsed inline.
+            args = rest.split()
+            if len(args) != 2 or not args[1].isdigit() or len(args[1]) > 19:
+                raise ProtocolError(f"bad PUSH line from the server: {line[:200]!r}")
+            start = nl + 1
+            stop = start + int(args[1])
+            if len(buf) > stop + 1 and buf[stop] == 13 and buf[stop + 1] == 10:
+                self._pos = stop + 2
+                return (PUSH, args[0], bytes(buf[start:stop]))
         if word == b"OK":
             self._pos = nl + 1
             return (OK, rest.split())

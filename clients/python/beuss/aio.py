@@ -486,6 +486,12 @@ class Consumer:
         return self
 
     async def __anext__(self) -> Message:
+        if self._buf and (not self._active or (self.max is None and self._handled_since_grant + 1 < self._batch)):
+            # Fast path: a message is here and no credit or OFF is due.
+            self._handed += 1
+            if self._active:
+                self._handled_since_grant += 1
+            return Message(self.queue, self._buf.popleft())
         msg = await self.next()
         if msg is None:
             raise StopAsyncIteration

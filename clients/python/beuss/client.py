@@ -466,13 +466,17 @@ class Client:
     def _wait_push(self, consumer: "Consumer", timeout: Optional[float]) -> None:
         """Reads until ``consumer`` has a message or an error, or the timeout passes."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not consumer._buf and consumer._error is None:
+        while True:
+            # Handle everything already received before reading again: one
+            # recv brings many pushes, and they are routed in one pass.
             frame = self._next_frame()
-            if frame is None:
-                if not self._recv(deadline):
-                    return
-            else:
+            while frame is not None:
                 self._process(frame)
+                frame = self._next_frame()
+            if consumer._buf or consumer._error is not None:
+                return
+            if not self._recv(deadline):
+                return
 
     def _off(self, consumer: "Consumer") -> None:
         try:
