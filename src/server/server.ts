@@ -184,11 +184,30 @@ export class BeussServer {
     this.#count++;
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
-    socket.on('data', (chunk: Buffer) => this.#socketOnData(c, chunk));
-    socket.on('drain', () => this.#socketOnDrain(c));
-    socket.on('end', () => this.#socketOnEnd(c));
+    socket.on('data', (chunk: Buffer) => this.#guard(c, () => this.#socketOnData(c, chunk)));
+    socket.on('drain', () => this.#guard(c, () => this.#socketOnDrain(c)));
+    socket.on('end', () => this.#guard(c, () => this.#socketOnEnd(c)));
     socket.on('error', (err: NodeJS.ErrnoException) => this.#socketOnError(c, err));
-    socket.on('close', () => this.#socketOnClose(c));
+    socket.on('close', () => this.#guard(c, () => this.#socketOnClose(c)));
+  }
+
+  /** Runs f; an unexpected failure (a bug, not a client's doing) costs this connection only, with one log line. */
+  #guard(c: Conn, f: () => void): void {
+    try {
+      f();
+    } catch (err) {
+      this.#log(`connection ${c.id}: unexpected error, closing it: ${(err as Error).stack ?? String(err)}`);
+      c.socket.destroy();
+      if (this.#conns[c.id] === c) {
+        this.#conns[c.id] = undefined;
+        this.#count--;
+        try {
+          this.#run(this.#engine.close(c.id, now()));
+        } catch {
+          // already reported above
+        }
+      }
+    }
   }
 
   #socketOnData(c: Conn, chunk: Buffer): void {
@@ -202,9 +221,10 @@ export class BeussServer {
     this.#run(out);
     if (st !== 0) {
       // The engine could not keep this connection's input (out of memory,
-      // or input past its bound while paused): it has lost sync, drop it.
+      // or input past its bound while paused): it has lost sync and marked
+      // it closing (already handled by #run); make sure it goes.
       this.#log(`connection ${c.id}: dropped, engine status ${st === this.#engine.constants.ENOMEM ? 'ENOMEM' : 'EOVERFLOW'}`);
-      this.#finish(c, true);
+      if (!c.done) this.#finish(c, false);
     }
   }
 
@@ -291,11 +311,13 @@ export class BeussServer {
       // An engine-made pause (OUT_FULL) whose data the socket took at once:
       // resume on the next turn, so other sockets get their turn first.
       c.resumeScheduled = true;
-      setImmediate(() => {
-        c.resumeScheduled = false;
-        if (!c.done && !c.writeBlocked) this.#resumeEngine(c);
-        this.#settle(c);
-      });
+      setImmediate(() =>
+        this.#guard(c, () => {
+          c.resumeScheduled = false;
+          if (!c.done && !c.writeBlocked) this.#resumeEngine(c);
+          this.#settle(c);
+        }),
+      );
     }
     if (this.#stopping || c.readEnded) {
       // Nothing more will be read. A GET still waiting at a stop is answered

@@ -116,6 +116,27 @@ describe('connections', () => {
     }
   });
 
+  it('a client that shuts its side after sending still gets every reply it is owed, then a close', async () => {
+    const N = 2000;
+    const SIZE = 1500;
+    const c = await Client.connect(server.port);
+    const b: Buffer[] = [];
+    for (let i = 0; i < N; i++) {
+      const p = Buffer.alloc(SIZE, 'h');
+      p.writeUInt32BE(i, 0);
+      b.push(put('halfclose', p));
+    }
+    // 3 MB of replies to GETs sent with the FIN: more than the engine's high-water mark.
+    await c.send(Buffer.concat([...b, Buffer.from('GET halfclose\r\n'.repeat(N)), Buffer.from('PING\r\n')]));
+    c.socket.end();
+    await c.closedByServer(30_000);
+    const lines = c.frames.map((f) => f.line);
+    expect(lines.slice(0, N).every((l) => l === `OK ${SIZE}`)).toBe(true);
+    const msgs = c.frames.slice(N, 2 * N);
+    expect(msgs.every((f, i) => f.line === `MSG ${SIZE}` && f.payload!.readUInt32BE(0) === i)).toBe(true);
+    expect(lines.slice(2 * N)).toEqual(['PONG']);
+  });
+
   it('stays up when a client resets the connection with unread replies', async () => {
     const s = await openRaw(server.port);
     s.write('GET x\r\n'.repeat(50_000));
