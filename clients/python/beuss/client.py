@@ -255,9 +255,9 @@ class Client:
         except ProtocolError as e:
             raise self._protocol_error(e) from None
 
-    def _pump(self, slot: _Slot) -> List[P.Reply]:
-        """Returns the replies of ``slot`` once they have all arrived."""
-        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+    def _pump(self, slot: _Slot, extra_wait: float = 0.0) -> List[P.Reply]:
+        """Returns the replies of ``slot`` once they have all arrived (``extra_wait``: seconds the server may hold them)."""
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout + extra_wait
         while len(slot.replies) < slot.n:
             frame = self._next_frame()
             if frame is None:
@@ -267,13 +267,13 @@ class Client:
                 self._process(frame)
         return slot.replies
 
-    def _call(self, request: bytes) -> P.Reply:
+    def _call(self, request: bytes, extra_wait: float = 0.0) -> P.Reply:
         """Sends one request and returns its reply; an ``ERR`` reply is raised."""
         self._check_open()
         slot = _Slot(1)
         self._slots.append(slot)
         self._send(request)
-        reply = self._pump(slot)[0]
+        reply = self._pump(slot, extra_wait)[0]
         if reply[0] is P.ERR:
             if reply[1] in FATAL_CODES:
                 self._shutdown(f"the server sent {reply[1]}", code=reply[1])
@@ -368,12 +368,13 @@ class Client:
         ``wait`` is in seconds (float): with an empty queue, the server holds
         the request until a message arrives or the time runs out (then
         None). Requests pipelined after a waiting GET on the same connection
-        wait with it. A ``timeout`` given to :func:`connect` must exceed ``wait``.
+        wait with it. The client's ``timeout``, if any, is added to ``wait``.
         """
         q = P.queue_bytes(queue)
         ms = 0 if wait is None else P.seconds_to_ms(wait, "wait")
         req = b"GET %s WAIT %d\r\n" % (q, ms) if ms else b"GET %s\r\n" % q
-        return _msg_or_none(self._call(req), "GET")
+        # The client's timeout counts from the end of the server's wait.
+        return _msg_or_none(self._call(req, ms / 1000), "GET")
 
     def get_many(self, queue: P.QueueName, count: int) -> List[bytes]:
         """Takes up to ``count`` messages from the head of ``queue`` with pipelined GETs; returns them in queue order."""

@@ -274,6 +274,34 @@ class ConsumeTest(ServerTestCase):
         self.assertGreater(len(a), 0)
         self.assertGreater(len(b), 0)
 
+    def test_big_batches_with_pushes_on_the_same_connection_do_not_stall(self):
+        # put_many keeps reading (replies and pushes) while it sends, so a
+        # batch far larger than the socket buffers cannot deadlock the two sides.
+        c = self.connect()
+        q = self.q()
+        big = [bytes([i % 256]) * 10240 for i in range(3000)]  # 30 MB
+        with c.consume(q, prefetch=3000) as consumer:
+            self.assertEqual(c.put_many(q, big), [10240] * 3000)
+            got = [consumer.next(timeout=30) for _ in range(3000)]
+        self.assertTrue(all(m is not None for m in got))
+        self.assertEqual([m.data for m in got], big)
+        c.put_many(q, big)
+        self.assertEqual(c.get_many(q, 3000), big)
+
+    def test_get_wait_longer_than_the_client_timeout(self):
+        c = self.connect(timeout=0.05)
+        self.assertIsNone(c.get(self.q(), wait=0.2))
+        self.assertTrue(c.ping())
+
+    def test_client_timeout_closes_the_connection(self):
+        c = self.connect(timeout=0.05)
+        # A request the server holds past the client's timeout (sent raw,
+        # since get() would extend the timeout by its wait).
+        with self.assertRaises(TimeoutError):
+            c._call(b"GET %s WAIT 5000\r\n" % self.q().encode())
+        self.assertTrue(c.closed)
+        self.assertRaises(beuss.ConnectionError, c.ping)
+
     def test_other_calls_work_while_consuming(self):
         c = self.connect()
         q = self.q()
