@@ -27,6 +27,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <netdb.h>
@@ -381,7 +382,12 @@ typedef struct conn {
     _Atomic uint64_t sent;    /* puts or takes written */
     _Atomic uint64_t replies; /* replies to them (and to deletes) */
     _Atomic uint64_t acks, msgs, empties, errs, dels;
-    uint64_t credit_base;     /* msgs already answered with CREDIT */
+    _Atomic uint64_t credit_base; /* msgs already answered with CREDIT */
+    /* a writer waiting for its readers: see progress_wait */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    _Atomic int waiting;
+    int (*_Atomic wait_fn)(struct conn *);
     /* beanstalkd: job ids reserved and not yet deleted (single producer:
      * the reader; single consumer: the writer) */
     uint64_t *ring;
@@ -411,24 +417,27 @@ static uint64_t *send_ts;               /* per message: time written/intended */
 static uint64_t *lat;                   /* per message: delivery latency */
 static char *shared_body;               /* large messages: the bytes after the stamp */
 
-static pthread_mutex_t pmu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t pcv = PTHREAD_COND_INITIALIZER;
-static _Atomic int waiters;
-
-/* progress_signal wakes writers waiting for replies, if any. */
+/* progress_signal wakes each writer that waits for replies and whose wait is
+ * over: a writer is woken only when it can act, not on every read, so a slow
+ * trickle of replies costs no extra context switches. */
 static void progress_signal(void) {
-    if (atomic_load(&waiters)) {
-        pthread_mutex_lock(&pmu);
-        pthread_cond_broadcast(&pcv);
-        pthread_mutex_unlock(&pmu);
+    for (int i = 0; i < nconns; i++) {
+        conn *c = &conns[i];
+        if (!atomic_load(&c->waiting)) continue;
+        int (*fn)(conn *) = c->wait_fn;
+        if (fn && fn(c)) continue;
+        pthread_mutex_lock(&c->mu);
+        pthread_cond_signal(&c->cv);
+        pthread_mutex_unlock(&c->mu);
     }
 }
 
-/* progress_wait blocks until a reader makes progress, unless blocked(c)
- * turned false meanwhile; re-checking under the lock avoids lost wakeups. */
+/* progress_wait blocks until blocked(c) turns false (or 10 ms pass); the
+ * check under c->mu after raising c->waiting avoids lost wakeups. */
 static void progress_wait(int (*blocked)(conn *), conn *c) {
-    pthread_mutex_lock(&pmu);
-    atomic_fetch_add(&waiters, 1);
+    pthread_mutex_lock(&c->mu);
+    c->wait_fn = blocked;
+    atomic_store(&c->waiting, 1);
     if (blocked(c) && !atomic_load(&stop_flag)) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -437,10 +446,10 @@ static void progress_wait(int (*blocked)(conn *), conn *c) {
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000;
         }
-        pthread_cond_timedwait(&pcv, &pmu, &ts);
+        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
     }
-    atomic_fetch_sub(&waiters, 1);
-    pthread_mutex_unlock(&pmu);
+    atomic_store(&c->waiting, 0);
+    pthread_mutex_unlock(&c->mu);
 }
 
 static void set_err(conn *c, const char *what, const char *line, size_t n) {
@@ -860,12 +869,14 @@ static void on_sync(void *ctx, event *ev, uint64_t now) {
 static void sync_cmd(conn *c, const char *req, const char *expect) {
     if (req && write_all(c->fd, req, strlen(req)) < 0) die(2, "write: %s", strerror(errno));
     sync_ctx s = {0};
-    char buf[8192];
+    char ch;
     while (!s.got) {
-        ssize_t r = read(c->fd, buf, sizeof buf);
+        /* one byte at a time: what follows the reply (a PUSH right after
+         * ON's OK) must be left for the reader thread */
+        ssize_t r = read(c->fd, &ch, 1);
+        if (r < 0 && errno == EINTR) continue;
         if (r <= 0) die(2, "connection closed during setup (sent %s)", req ? req : "nothing");
-        /* only one reply is expected here, so nothing else is lost */
-        parser_feed(&c->p, buf, (size_t)r, on_sync, &s, 0);
+        parser_feed(&c->p, &ch, 1, on_sync, &s, 0);
     }
     if (expect && strncmp(s.line, expect, strlen(expect)) != 0)
         die(2, "setup: sent %s expected %s, got: %s", req ? req : "(connect)", expect, s.line);
@@ -939,11 +950,34 @@ static double cpu_self(void) {
            ru.ru_stime.tv_usec / 1e6;
 }
 
-/* cpu_of returns the user+system CPU seconds of process pid (all threads),
- * from /proc/<pid>/stat, or -1. */
+/* cpu_of returns the CPU seconds used so far by the threads of process pid,
+ * or -1. It sums the nanosecond run times in /proc/<pid>/task/<tid>/schedstat
+ * (utime/stime in /proc/<pid>/stat tick at 10 ms, too coarse for runs of a
+ * few hundred ms), falling back to /proc/<pid>/stat. */
 static double cpu_of(int pid) {
     if (pid <= 0) return -1;
-    char path[64], buf[2048];
+    char path[96], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *de;
+        unsigned long long sum = 0;
+        int any = 0;
+        while ((de = readdir(d))) {
+            if (de->d_name[0] == '.') continue;
+            snprintf(path, sizeof path, "/proc/%d/task/%.20s/schedstat", pid, de->d_name);
+            FILE *f = fopen(path, "r");
+            if (!f) continue;
+            unsigned long long ns;
+            if (fscanf(f, "%llu", &ns) == 1) {
+                sum += ns;
+                any = 1;
+            }
+            fclose(f);
+        }
+        closedir(d);
+        if (any) return (double)sum / 1e9;
+    }
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
     FILE *f = fopen(path, "r");
     if (!f) return -1;
@@ -1126,6 +1160,8 @@ int main(int argc, char **argv) {
         c->role = i < np ? R_PRODUCER : R_CONSUMER;
         c->idx = i < np ? i : i - np;
         c->p.proto = opt.proto;
+        pthread_mutex_init(&c->mu, NULL);
+        pthread_cond_init(&c->cv, NULL);
         if (c->role == R_PRODUCER) {
             c->n = n_per_producer;
             prepare_frames(c, 0);
