@@ -197,6 +197,17 @@ async function putLines(p: ParsedArgs, queue: string): Promise<number> {
       client.closed().then((err) => {
         if (err) fail(err);
       });
+      // Ctrl-C ends `tail -f log | beuss PUT logs --lines`: stop reading, let the lines already sent be confirmed.
+      const onSignal = () => {
+        process.removeListener('SIGINT', onSignal);
+        process.removeListener('SIGTERM', onSignal);
+        stdin.pause();
+        stdin.destroy();
+        ended = true;
+        done();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
     });
   });
 }

@@ -146,6 +146,20 @@ describe('PUT', () => {
     expect((await beuss(['GET', q, ...at])).stdout.toString()).toBe('last without newline');
   });
 
+  it('--lines exits 0 on Ctrl-C (SIGINT) once the lines sent are stored', async () => {
+    const q = fresh();
+    const child = spawn(process.execPath, [CLI_BIN, 'PUT', q, '--lines', ...at], { env: childEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+    const done = collect(child, undefined, 30_000, true);
+    child.stdin.write('one\ntwo\n');
+    const got = await beuss(['GET', q, '--wait', '10', ...at]);
+    expect(got.stdout.toString()).toBe('one');
+    child.kill('SIGINT');
+    const r = await done;
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    expect((await beuss(['GET', q, ...at])).stdout.toString()).toBe('two');
+  });
+
   it('--lines warns about each truncated line', async () => {
     const q = fresh();
     const r = await beuss(['PUT', q, '--lines', ...at], { input: `short\n${'y'.repeat(11_000)}\nshort\n` });
