@@ -8,7 +8,7 @@ asyncio clients share this module and differ only in how they move bytes.
 import math
 import re
 from functools import lru_cache
-from typing import Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
 from .errors import BadQueueNameError, InvalidArgumentError, ProtocolError
 
@@ -26,7 +26,7 @@ DATA = "DATA"  # ("DATA", payload)
 PONG = "PONG"  # ("PONG",)
 PUSH = "PUSH"  # ("PUSH", queue bytes, payload): not a reply, a delivery
 
-Reply = Tuple  # one of the shapes above
+Reply = Tuple[Any, ...]  # one of the shapes above
 
 # The longest queue name the protocol allows (PROTOCOL.md, Framing).
 MAX_QUEUE_NAME = 255
