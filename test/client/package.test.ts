@@ -47,6 +47,14 @@ describe('the built package', () => {
     }
   });
 
+  it('type-checks a TypeScript user of the package, CommonJS and ESM', () => {
+    const tsc = require.resolve('typescript/bin/tsc');
+    const files = ['test/client/fixtures/uses-types.ts', 'test/client/fixtures/uses-types.mts'];
+    const args = [tsc, '--noEmit', '--strict', '--module', 'node16', '--moduleResolution', 'node16', '--target', 'es2022', '--types', 'node', '--skipLibCheck', ...files];
+    // execFileSync throws with tsc's diagnostics on any type error.
+    expect(() => node(args)).not.toThrow();
+  });
+
   it('keeps the native addon off the client and CLI path', () => {
     // The client must load where the addon cannot: nothing it requires reaches src/native.
     const out = node(['-e', `require('beuss'); require('./dist/cjs/cli/commands.js'); console.log(JSON.stringify(Object.keys(require.cache).filter((f) => /native|\\.node$/.test(f))))`]);
