@@ -232,14 +232,13 @@ class Client:
                 )
             consumer._buf.append(frame[2])
             return
-        if frame[0] is P.ERR and frame[1] in FATAL_CODES:
-            # The server closes the connection after these; so do we, once
-            # the error reached its caller (or, if unasked, right now).
-            err = server_error(frame[1], frame[2])
-            if not self._slots:
+        if not self._slots:
+            if frame[0] is P.ERR and frame[1] in FATAL_CODES:
+                # Sent unasked before the server closes: TOO_MANY_CONNECTIONS
+                # on connect, SHUTTING_DOWN. (Asked for, _call closes.)
+                err = server_error(frame[1], frame[2])
                 self._shutdown(str(err), code=frame[1])
                 raise err
-        if not self._slots:
             raise self._protocol_error(ProtocolError(f"the server sent a reply {frame[0]} to no request"))
         slot = self._slots[0]
         slot.replies.append(frame)
