@@ -78,20 +78,33 @@ size_t u64_dec_len(uint64_t v)
     return n;
 }
 
-/* u64_to_dec writes v in decimal at p and returns the number of bytes. */
+static const char digit_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* u64_to_dec writes v in decimal at p and returns the number of bytes. Two
+ * digits per division: every reply carries a number. */
 size_t u64_to_dec(uint8_t *p, uint64_t v)
 {
     uint8_t tmp[20];
-    size_t n = 0, i;
+    size_t n = 20;
     if (v < 10) {
         p[0] = (uint8_t)('0' + v);
         return 1;
     }
-    while (v) {
-        tmp[n++] = (uint8_t)('0' + v % 10);
-        v /= 10;
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        tmp[--n] = (uint8_t)digit_pairs[2 * r + 1];
+        tmp[--n] = (uint8_t)digit_pairs[2 * r];
     }
-    for (i = 0; i < n; i++)
-        p[i] = tmp[n - 1 - i];
-    return n;
+    if (v >= 10) {
+        tmp[--n] = (uint8_t)digit_pairs[2 * v + 1];
+        tmp[--n] = (uint8_t)digit_pairs[2 * v];
+    } else {
+        tmp[--n] = (uint8_t)('0' + v);
+    }
+    memcpy(p, tmp + n, 20 - n);
+    return 20 - n;
 }

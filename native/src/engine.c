@@ -83,6 +83,7 @@ struct beuss_engine {
     uint32_t cap_slots;
     uint32_t free_head; /* a free slot, or NO_SLOT */
     bqtable qt;
+    bqueue *lastq;  /* the queue named last: consecutive requests often name the same */
     bheap timers;
     blist dirty;    /* output not yet returned */
     blist returned; /* returned by output_next, not yet done */
@@ -491,6 +492,38 @@ static void pump(beuss_engine *e, bqueue *q)
     }
 }
 
+/* ---- queues by name -------------------------------------------------------- */
+
+static int same_name(const bqueue *q, bview t)
+{
+    return q->namelen == t.n && memcmp(q->name, t.p, t.n) == 0;
+}
+
+/* find_queue returns the queue named t, or NULL. */
+static bqueue *find_queue(beuss_engine *e, bview t)
+{
+    bqueue *q = e->lastq;
+    if (q != NULL && same_name(q, t))
+        return q;
+    q = qt_find(&e->qt, t.p, t.n);
+    if (q != NULL)
+        e->lastq = q;
+    return q;
+}
+
+/* get_queue returns the queue named t, created if needed, or NULL when
+ * memory runs out. */
+static bqueue *get_queue(beuss_engine *e, bview t)
+{
+    bqueue *q = e->lastq;
+    if (q != NULL && same_name(q, t))
+        return q;
+    q = qt_get(&e->qt, &e->al, t.p, t.n);
+    if (q != NULL)
+        e->lastq = q;
+    return q;
+}
+
 /* ---- requests ------------------------------------------------------------ */
 
 static void err_usage(beuss_engine *e, bconn *c, const char *usage)
@@ -524,7 +557,7 @@ static int check_args(beuss_engine *e, bconn *c, const bframe *f, uint32_t lo, u
         err_usage(e, c, usage);
         return 0;
     }
-    if (lo >= 2 && !bp_valid_queue(f->tok[1])) {
+    if (lo >= 2 && (f->badname & 2)) {
         err_queue(e, c, f->tok[1]);
         return 0;
     }
@@ -555,7 +588,7 @@ static void do_put(beuss_engine *e, bconn *c, const bframe *f)
         reply_err(e, c, BE_INTERNAL, "out of memory reading the message; nothing stored");
         return;
     }
-    q = qt_get(&e->qt, &e->al, f->tok[1].p, f->tok[1].n);
+    q = get_queue(e, f->tok[1]);
     if (q == NULL) {
         reply_err(e, c, BE_INTERNAL, "out of memory creating the queue; nothing stored");
         return;
@@ -610,7 +643,7 @@ static void do_get(beuss_engine *e, bconn *c, const bframe *f, uint64_t now)
             return;
         }
     }
-    q = qt_find(&e->qt, f->tok[1].p, f->tok[1].n);
+    q = find_queue(e, f->tok[1]);
     if (q && store_peek(&q->st, &p, &n)) {
         if (reply_payload(e, c, "MSG ", 4, p, n) == 0) {
             queue_drop(e, q);
@@ -622,7 +655,7 @@ static void do_get(beuss_engine *e, bconn *c, const bframe *f, uint64_t now)
         REPLY(e, c, "EMPTY\r\n");
         return;
     }
-    q = qt_get(&e->qt, &e->al, f->tok[1].p, f->tok[1].n);
+    q = get_queue(e, f->tok[1]);
     if (q == NULL) {
         reply_err(e, c, BE_INTERNAL, "out of memory creating the queue");
         return;
@@ -656,7 +689,7 @@ static void do_peek(beuss_engine *e, bconn *c, const bframe *f)
     size_t n;
     if (!check_args(e, c, f, 2, 2, "usage: PEEK <queue>"))
         return;
-    q = qt_find(&e->qt, f->tok[1].p, f->tok[1].n);
+    q = find_queue(e, f->tok[1]);
     if (q && store_peek(&q->st, &p, &n))
         reply_payload(e, c, "MSG ", 4, p, n);
     else
@@ -679,7 +712,7 @@ static void do_on(beuss_engine *e, bconn *c, const bframe *f)
         err_number(e, c, f->tok[3]);
         return;
     }
-    q = qt_get(&e->qt, &e->al, f->tok[1].p, f->tok[1].n);
+    q = get_queue(e, f->tok[1]);
     if (q == NULL) {
         reply_err(e, c, BE_INTERNAL, "out of memory creating the queue");
         return;
@@ -718,7 +751,7 @@ static void do_credit(beuss_engine *e, bconn *c, const bframe *f)
         err_number(e, c, f->tok[2]);
         return;
     }
-    q = qt_find(&e->qt, f->tok[1].p, f->tok[1].n);
+    q = find_queue(e, f->tok[1]);
     s = q ? sub_find(c, q) : NULL;
     if (s == NULL) {
         reply_err(e, c, BE_NOT_SUBSCRIBED, "no ON for that queue on this connection");
@@ -738,7 +771,7 @@ static void do_off(beuss_engine *e, bconn *c, const bframe *f)
     bsub *s;
     if (!check_args(e, c, f, 2, 2, "usage: OFF <queue>"))
         return;
-    q = qt_find(&e->qt, f->tok[1].p, f->tok[1].n);
+    q = find_queue(e, f->tok[1]);
     s = q ? sub_find(c, q) : NULL;
     if (s == NULL) {
         reply_err(e, c, BE_NOT_SUBSCRIBED, "no ON for that queue on this connection");
@@ -753,7 +786,7 @@ static void do_len(beuss_engine *e, bconn *c, const bframe *f)
     bqueue *q;
     if (!check_args(e, c, f, 2, 2, "usage: LEN <queue>"))
         return;
-    q = qt_find(&e->qt, f->tok[1].p, f->tok[1].n);
+    q = find_queue(e, f->tok[1]);
     reply_ok_num(e, c, q ? q->st.count : 0);
 }
 
@@ -763,7 +796,7 @@ static void do_purge(beuss_engine *e, bconn *c, const bframe *f)
     uint64_t n = 0;
     if (!check_args(e, c, f, 2, 2, "usage: PURGE <queue>"))
         return;
-    q = qt_find(&e->qt, f->tok[1].p, f->tok[1].n);
+    q = find_queue(e, f->tok[1]);
     if (q) {
         e->messages -= q->st.count;
         e->bytes -= q->st.bytes;

@@ -127,6 +127,7 @@ typedef struct bframe {
     berr err;        /* PUT only: a non-fatal error found while framing */
     int truncated;   /* PUT only: payload cut to max_message_size */
     uint32_t ntok;   /* tokens on the line, verb included (may exceed BP_MAX_TOK) */
+    uint32_t badname; /* bit i: tok[i] is not a valid queue name */
     bview tok[BP_MAX_TOK];
     uint64_t declared;  /* PUT: declared payload length */
     const uint8_t *payload; /* PUT: the kept payload bytes */

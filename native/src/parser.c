@@ -105,41 +105,80 @@ static int fail(bparser *p, berr e, const char *text)
     return BP_ERROR;
 }
 
+/* cls[c] classifies bytes for the tokenizer, the engine's hottest loop, in
+ * one load per byte: SEP separates tokens, NONAME cannot be in a queue name
+ * (control bytes and DEL), so names are checked while they are split. */
+#define SEP 1
+#define NONAME 2
+static const uint8_t cls[256] = {
+    [0] = NONAME, [1] = NONAME, [2] = NONAME, [3] = NONAME, [4] = NONAME, [5] = NONAME,
+    [6] = NONAME, [7] = NONAME, [8] = NONAME, ['\t'] = SEP | NONAME, [10] = NONAME,
+    [11] = NONAME, [12] = NONAME, [13] = NONAME, [14] = NONAME, [15] = NONAME,
+    [16] = NONAME, [17] = NONAME, [18] = NONAME, [19] = NONAME, [20] = NONAME,
+    [21] = NONAME, [22] = NONAME, [23] = NONAME, [24] = NONAME, [25] = NONAME,
+    [26] = NONAME, [27] = NONAME, [28] = NONAME, [29] = NONAME, [30] = NONAME,
+    [31] = NONAME, [' '] = SEP | NONAME, [127] = NONAME,
+};
+
+/* word returns the first n (<= 8) bytes of p, lower-cased if letters, as an
+ * integer, so a verb is matched with one comparison. */
+static uint64_t word(const uint8_t *p, size_t n)
+{
+    uint64_t w = 0;
+    size_t i;
+    for (i = 0; i < n; i++)
+        w |= (uint64_t)(p[i] | 0x20) << (8 * i);
+    return w;
+}
+
+/* lit returns the integer word() returns for the lower-case verb s (a
+ * constant the compiler folds). */
+static uint64_t lit(const char *s, size_t n)
+{
+    return word((const uint8_t *)s, n);
+}
+
+/* verb returns the command named by t, ignoring case. OR-ing 0x20 maps
+ * only 'X' and 'x' to 'x', so letters match exactly and nothing else does. */
 static bcmd verb(bview t)
 {
+    uint64_t w;
+    if (t.n < 2 || t.n > 6)
+        return BC_UNKNOWN;
+    w = word(t.p, t.n);
     switch (t.n) {
     case 2:
-        if (bp_tok_is(t, "ON"))
+        if (w == lit("on", 2))
             return BC_ON;
         break;
     case 3:
-        if (bp_tok_is(t, "PUT"))
+        if (w == lit("put", 3))
             return BC_PUT;
-        if (bp_tok_is(t, "GET"))
+        if (w == lit("get", 3))
             return BC_GET;
-        if (bp_tok_is(t, "OFF"))
+        if (w == lit("off", 3))
             return BC_OFF;
-        if (bp_tok_is(t, "LEN"))
+        if (w == lit("len", 3))
             return BC_LEN;
         break;
     case 4:
-        if (bp_tok_is(t, "PEEK"))
+        if (w == lit("peek", 4))
             return BC_PEEK;
-        if (bp_tok_is(t, "PING"))
+        if (w == lit("ping", 4))
             return BC_PING;
-        if (bp_tok_is(t, "QUIT"))
+        if (w == lit("quit", 4))
             return BC_QUIT;
         break;
     case 5:
-        if (bp_tok_is(t, "PURGE"))
+        if (w == lit("purge", 5))
             return BC_PURGE;
-        if (bp_tok_is(t, "STATS"))
+        if (w == lit("stats", 5))
             return BC_STATS;
         break;
     case 6:
-        if (bp_tok_is(t, "CREDIT"))
+        if (w == lit("credit", 6))
             return BC_CREDIT;
-        if (bp_tok_is(t, "QUEUES"))
+        if (w == lit("queues", 6))
             return BC_QUEUES;
         break;
     }
@@ -153,23 +192,27 @@ static int parse_line(bparser *p, const uint8_t *s, size_t n)
 {
     bframe *f = &p->f;
     size_t i = 0;
-    uint32_t nt = 0;
+    uint32_t nt = 0, badname = 0;
     uint64_t d, keep;
     for (;;) {
         size_t st;
-        while (i < n && (s[i] == ' ' || s[i] == '\t'))
+        unsigned bad = 0;
+        while (i < n && (cls[s[i]] & SEP))
             i++;
         if (i == n)
             break;
         st = i;
-        while (i < n && s[i] != ' ' && s[i] != '\t')
-            i++;
+        while (i < n && !(cls[s[i]] & SEP))
+            bad |= cls[s[i++]];
         if (nt < BP_MAX_TOK) {
             f->tok[nt].p = s + st;
             f->tok[nt].n = i - st;
+            if (bad || i - st > BEUSS_MAX_QUEUE_NAME)
+                badname |= 1u << nt;
         }
         nt++;
     }
+    f->badname = badname;
     if (nt == 0)
         return 0;
     f->ntok = nt;
@@ -194,7 +237,7 @@ static int parse_line(bparser *p, const uint8_t *s, size_t n)
     if (nt > 3) {
         f->err = BE_BAD_ARGS;
         keep = 0;
-    } else if (!bp_valid_queue(f->tok[1])) {
+    } else if (f->badname & 2) {
         f->err = BE_BAD_QUEUE_NAME;
         keep = 0;
     } else if (d > p->max_msg) {
@@ -209,6 +252,61 @@ static int parse_line(bparser *p, const uint8_t *s, size_t n)
     p->need = d;
     p->keep = keep;
     return 1;
+}
+
+/* fast_put recognizes the most common request whole: "PUT <queue>
+ * <bytes>\r\n<payload>\r\n" (or bare \n), verb in any case, single spaces, a
+ * valid name, a length within max_message_size, everything present in
+ * s[0:avail). It fills p->f and returns the bytes the request spans, or
+ * returns 0 and leaves any other input to the general path, which gives the
+ * same result byte for byte (the fuzzer checks that). */
+static size_t fast_put(bparser *p, const uint8_t *s, size_t avail)
+{
+    bframe *f = &p->f;
+    size_t i, ns, ne, nd, de, lim, end;
+    uint64_t d = 0;
+    if (avail < 9 || (s[0] | 0x20) != 'p' || (s[1] | 0x20) != 'u' || (s[2] | 0x20) != 't' ||
+        s[3] != ' ')
+        return 0;
+    ns = i = 4;
+    lim = avail < 4 + BEUSS_MAX_QUEUE_NAME + 1 ? avail : 4 + BEUSS_MAX_QUEUE_NAME + 1;
+    while (i < lim && cls[s[i]] == 0)
+        i++;
+    ne = i;
+    if (ne == ns || i >= lim || s[i] != ' ')
+        return 0;
+    nd = ++i;
+    while (i < avail && i - nd < 19 && (unsigned)(s[i] - '0') <= 9)
+        d = d * 10 + (unsigned)(s[i++] - '0');
+    if (i == nd || i >= avail)
+        return 0;
+    de = i;
+    if (s[i] == '\r' && ++i >= avail)
+        return 0;
+    if (s[i] != '\n' || ++i > p->max_line || d > p->max_msg || avail - i <= d)
+        return 0;
+    end = i + (size_t)d;
+    if (s[end] == '\n')
+        end += 1;
+    else if (s[end] == '\r' && end + 1 < avail && s[end + 1] == '\n')
+        end += 2;
+    else
+        return 0;
+    f->cmd = BC_PUT;
+    f->err = BE_NONE;
+    f->truncated = 0;
+    f->ntok = 3;
+    f->badname = 0;
+    f->tok[0].p = s;
+    f->tok[0].n = 3;
+    f->tok[1].p = s + ns;
+    f->tok[1].n = ne - ns;
+    f->tok[2].p = s + nd;
+    f->tok[2].n = de - nd;
+    f->declared = d;
+    f->payload = s + i;
+    f->plen = (size_t)d;
+    return end;
 }
 
 /* reserve_pay makes p->pay able to hold n bytes without growing, allocating
@@ -240,6 +338,14 @@ int bp_next(bparser *p, balloc *al, const uint8_t *data, size_t len,
             const uint8_t *line, *nl;
             size_t ll;
             int r;
+            if (p->line_len == 0) {
+                size_t n = fast_put(p, data + pos, len - pos);
+                if (n) {
+                    *used = pos + n;
+                    *fo = &p->f;
+                    return BP_FRAME;
+                }
+            }
             nl = pos < len ? memchr(data + pos, '\n', len - pos) : NULL;
             if (p->line_len == 0 && nl != NULL) {
                 line = data + pos;
