@@ -132,14 +132,23 @@ int beuss_conn_close(beuss_engine *e, uint32_t id, uint64_t now_ms);
  * runs every complete request in them, in order, and keeps any incomplete
  * tail (copied) for the next call. It returns BEUSS_OK even when the bytes
  * are malformed: protocol errors become ERR replies in the output, and the
- * ones that lose the frame sync set BEUSS_OUT_CLOSE on that connection. */
+ * ones that lose the frame sync set BEUSS_OUT_CLOSE on that connection.
+ * Bytes fed to a connection that cannot run requests now (paused, FULL,
+ * WAITING) are kept and run when it can; past BEUSS_MAX_PENDING_INPUT kept
+ * bytes it returns BEUSS_EOVERFLOW and marks the connection
+ * BEUSS_OUT_CLOSE. When memory runs out keeping bytes it returns
+ * BEUSS_ENOMEM, replies ERR INTERNAL if it can and marks the connection
+ * BEUSS_OUT_CLOSE. After BEUSS_OUT_CLOSE (QUIT, fatal error) fed bytes are
+ * ignored. Other connections' output may change in any case: drain it. */
 int beuss_feed(beuss_engine *e, uint32_t id, const uint8_t *data, size_t len,
                uint64_t now_ms);
 
 /* beuss_conn_pause stops the engine from pushing to connection id and from
  * running its requests (its input is kept): call it when its socket is full.
+ * A GET WAIT already waiting is still answered while paused (one message).
  * beuss_conn_resume undoes that (and an engine-made pause, see
- * BEUSS_OUT_FULL), pushes what is owed and runs the kept input. */
+ * BEUSS_OUT_FULL), pushes what is owed and runs the kept input. Both are
+ * idempotent. */
 int beuss_conn_pause(beuss_engine *e, uint32_t id);
 int beuss_conn_resume(beuss_engine *e, uint32_t id, uint64_t now_ms);
 
@@ -175,7 +184,14 @@ typedef struct beuss_output {
  * when there is none left. */
 int beuss_output_next(beuss_engine *e, beuss_output *out);
 
-/* beuss_output_done marks all output returned so far as taken. */
+/* beuss_output_done marks all output returned so far as taken. Output made
+ * for a connection after beuss_output_next returned it and before
+ * beuss_output_done (by a state-changing call in between) is reported by
+ * the next beuss_output_next after beuss_output_done.
+ *
+ * When the engine cannot grow a connection's output (out of memory), a
+ * reply would be lost, so it marks that connection BEUSS_OUT_CLOSE; its
+ * subscriptions end and the messages stay queued for others. */
 void beuss_output_done(beuss_engine *e);
 
 /* beuss_stats is a snapshot of engine counters (STATS reports the same). */

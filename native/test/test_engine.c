@@ -1161,6 +1161,104 @@ static void test_alloc_failures(void)
     }
 }
 
+static void test_api_semantics(void)
+{
+    harness h;
+    uint32_t a, b;
+    beuss_output o;
+    current = "QUIT stops the requests pipelined after it";
+    h_init(&h);
+    a = h_open(&h);
+    b = h_open(&h);
+    h_feeds(&h, a, "ON q\r\nPING\r\nQUIT\r\nPING\r\nPUT q 1\r\nx\r\n");
+    EXPECT(&h, a, "OK\r\nPONG\r\nOK\r\n");
+    CHECK(h.flags[a] == BEUSS_OUT_CLOSE);
+    /* Its subscription ended with QUIT: a message waits for someone else. */
+    h_feeds(&h, b, "PUT q 1\r\ny\r\nLEN q\r\n");
+    EXPECT(&h, b, "OK 1\r\nOK 1\r\n");
+    EXPECT(&h, a, "");
+    h_free(&h);
+
+    current = "flags-only output: WAITING reported with no data, cleared with the reply";
+    h_init(&h);
+    a = h_open(&h);
+    CHECK(beuss_feed(h.e, a, (const uint8_t *)"GET q WAIT 100\r\n", 16, 1000) == BEUSS_OK);
+    CHECK(beuss_output_next(h.e, &o) == 1);
+    CHECK(o.conn == a && o.len == 0 && o.flags == BEUSS_OUT_WAITING);
+    CHECK(beuss_output_next(h.e, &o) == 0);
+    beuss_output_done(h.e);
+    /* Nothing new: nothing reported. */
+    CHECK(beuss_output_next(h.e, &o) == 0);
+    beuss_output_done(h.e);
+    beuss_tick(h.e, 1100);
+    CHECK(beuss_output_next(h.e, &o) == 1);
+    CHECK(o.conn == a && o.len == 7 && memcmp(o.data, "EMPTY\r\n", 7) == 0 && o.flags == 0);
+    beuss_output_done(h.e);
+
+    current = "output made between output_next and output_done comes after done";
+    beuss_feed(h.e, a, (const uint8_t *)"PING\r\n", 6, 1200);
+    CHECK(beuss_output_next(h.e, &o) == 1 && o.len == 6);
+    beuss_feed(h.e, a, (const uint8_t *)"PING\r\n", 6, 1200);
+    CHECK(beuss_output_next(h.e, &o) == 0);
+    beuss_output_done(h.e);
+    /* Only the second PONG: the first was returned and is done. */
+    CHECK(beuss_output_next(h.e, &o) == 1 && o.len == 6 && memcmp(o.data, "PONG\r\n", 6) == 0);
+    CHECK(beuss_output_next(h.e, &o) == 0);
+    beuss_output_done(h.e);
+    CHECK(beuss_output_next(h.e, &o) == 0);
+
+    current = "pause and resume are idempotent; unknown ids";
+    CHECK(beuss_conn_pause(h.e, a) == BEUSS_OK);
+    CHECK(beuss_conn_pause(h.e, a) == BEUSS_OK);
+    CHECK(beuss_conn_resume(h.e, a, 1300) == BEUSS_OK);
+    CHECK(beuss_conn_resume(h.e, a, 1300) == BEUSS_OK);
+    h_drain(&h);
+    CHECK(beuss_conn_pause(h.e, 42) == BEUSS_ENOCONN);
+    CHECK(beuss_conn_resume(h.e, 42, 0) == BEUSS_ENOCONN);
+    CHECK(beuss_feed(h.e, 42, (const uint8_t *)"x", 1, 0) == BEUSS_ENOCONN);
+    CHECK(beuss_feed(h.e, a, NULL, 1, 0) == BEUSS_EINVAL);
+    CHECK(beuss_feed(h.e, a, NULL, 0, 0) == BEUSS_OK);
+    h_free(&h);
+
+    current = "a waiter unblocked by another connection runs its kept input in the same call";
+    h_init(&h);
+    a = h_open(&h);
+    b = h_open(&h);
+    {
+        uint32_t c = h_open(&h);
+        h_feeds(&h, a, "GET q WAIT 1000\r\nPUT r 1\r\nz\r\nGET q WAIT 1000\r\n");
+        h_feeds(&h, b, "GET r WAIT 1000\r\nPING\r\n");
+        CHECK(h.flags[a] == BEUSS_OUT_WAITING && h.flags[b] == BEUSS_OUT_WAITING);
+        /* c's PUT q answers a, whose kept PUT r then answers b, whose kept
+         * PING runs: all within c's one call. */
+        h_feeds(&h, c, "PUT q 1\r\n1\r\n");
+        EXPECT(&h, c, "OK 1\r\n");
+        EXPECT(&h, a, "MSG 1\r\n1\r\nOK 1\r\n");
+        CHECK(h.flags[a] == BEUSS_OUT_WAITING);
+        EXPECT(&h, b, "MSG 1\r\nz\r\nPONG\r\n");
+        CHECK(h.flags[b] == 0);
+        h_feeds(&h, b, "PUT q 1\r\n2\r\n");
+        EXPECT(&h, b, "OK 1\r\n");
+        EXPECT(&h, a, "MSG 1\r\n2\r\n");
+        CHECK(h.flags[a] == 0);
+    }
+    h_free(&h);
+
+    current = "closing a connection that other connections unblocked";
+    h_init(&h);
+    a = h_open(&h);
+    b = h_open(&h);
+    h_feeds(&h, a, "GET q WAIT 1000\r\nPING\r\n");
+    CHECK(beuss_conn_pause(h.e, a) == BEUSS_OK);
+    h_feeds(&h, b, "PUT q 1\r\n1\r\n");
+    /* The GET is answered while paused; the PING waits for resume. */
+    EXPECT(&h, a, "MSG 1\r\n1\r\n");
+    CHECK(beuss_conn_close(h.e, a, 1000) == BEUSS_OK);
+    h_feeds(&h, b, "PING\r\n");
+    EXPECT(&h, b, "OK 1\r\nPONG\r\n");
+    h_free(&h);
+}
+
 int main(void)
 {
     test_basic_transcript();
@@ -1178,6 +1276,7 @@ int main(void)
     test_stats_doc();
     test_config();
     test_alloc_failures();
+    test_api_semantics();
     printf("%d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
 }
