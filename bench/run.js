@@ -79,7 +79,7 @@ const CFG = {
   largeSize: 1024 * 1024,
   nLarge: Q ? 32 : 256,
   largeWindow: 8,
-  nMemory: Q ? 200_000 : 1_000_000,
+  nMemory: Q ? 100_000 : 1_000_000,
   memorySize: 100,
   cliRuns: Q ? 10 : 20,
 };
@@ -339,7 +339,7 @@ function median(xs) {
 function summarize(runs, value) {
   const good = runs.filter((r) => r.ok);
   const vals = good.map(value).filter((v) => typeof v === "number" && !Number.isNaN(v));
-  if (!vals.length) return { median: NaN, min: NaN, max: NaN, runs: runs.length, failed: runs.length - good.length, errors: runs.filter((r) => !r.ok).map((r) => r.error) };
+  if (!vals.length) return { median: NaN, min: NaN, max: NaN, runs: runs.length, failed: runs.length - good.length, errors: runs.filter((r) => !r.ok).map((r) => r.error), all: runs };
   const med = median(vals);
   // the run closest to the median gives the CPU figures
   const rep = good.reduce((b, r) => (Math.abs(value(r) - med) < Math.abs(value(b) - med) ? r : b), good[0]);
@@ -354,6 +354,7 @@ function summarize(runs, value) {
     genCpu: rep.gen_cpu / rep.secs,
     p50: median(good.map((r) => r.p50_us).filter(Number.isFinite)),
     p99: median(good.map((r) => r.p99_us).filter(Number.isFinite)),
+    all: runs, // every run's generator output, for --json
   };
 }
 
@@ -574,8 +575,9 @@ async function scenarioLatency(servers, which) {
       const x = loadgen(servers[k], ['--mode', 'e2e', '--n', n, '--size', CFG.size, '--window', 65536, '--rate', CFG.rate, '--queue', freshQueue('rate')], CFG.rateSecs * 3 + 3, true);
       // A server that cannot keep up with the offered rate is saturated, not
       // wrong: what it did not deliver in time has an unbounded latency.
-      if (!x.ok && /^timed out/.test(x.error || '') && x.done < x.n && !x.duplicates && !x.out_of_order && !x.bad_stamp && !x.errors) {
-        Object.assign(x, { ok: true, saturated: true, p99_us: Infinity, p999_us: Infinity, rate: x.done / x.secs });
+      if (!x.ok && /^timed out/.test(x.error || '') && !x.duplicates && !x.out_of_order && !x.bad_stamp && !x.errors) {
+        Object.assign(x, { ok: true, saturated: true, rate: x.done / x.secs });
+        if (x.done < x.n) Object.assign(x, { p99_us: Infinity, p999_us: Infinity });
       }
       res[k].push(x);
     }
@@ -771,9 +773,7 @@ async function main() {
   const want = new Set(opt.only ?? ['produce', 'e2e', 'e2e4', 'rtt', 'rate', 'large', 'memory', 'cli']);
   TOOLS = buildTools();
   if (!fs.existsSync(path.join(ROOT, 'dist', 'cjs', 'server', 'main.js'))) {
-    note('beuss is not built: running npm run build');
-    const r = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: ['ignore', 2, 2] });
-    if (r.status !== 0) throw new Error('npm run build failed');
+    throw new Error('beuss is not built (no dist/): run `npm run build` first');
   }
 
   // peers: requested or all installed
@@ -808,6 +808,8 @@ async function main() {
   };
 
   const servers = {};
+  const timings = {};
+  report.meta.timings = timings;
   const startAll = async (list) => {
     for (const k of list) {
       servers[k] = await startServer(k);
@@ -817,14 +819,20 @@ async function main() {
   try {
     await startAll(['null', 'beuss', ...peers]);
     warmUp(servers);
-    if (want.has('produce')) await scenarioProduceConsume(servers);
-    if (want.has('e2e')) await scenarioE2E(servers, 1, 1, CFG.windows, CFG.runs);
-    if (want.has('e2e4')) await scenarioE2E(servers, 4, 4, [1024], CFG.runsSlow);
-    if (want.has('rtt')) await scenarioLatency(servers, 'rtt');
-    if (want.has('rate')) await scenarioLatency(servers, 'rate');
-    if (want.has('cli')) await scenarioCli(servers.beuss);
+    const timed = async (id, fn) => {
+      if (!want.has(id)) return;
+      const t = Date.now();
+      await fn();
+      timings[id] = (Date.now() - t) / 1000;
+    };
+    await timed('produce', () => scenarioProduceConsume(servers));
+    await timed('e2e', () => scenarioE2E(servers, 1, 1, CFG.windows, CFG.runs));
+    await timed('e2e4', () => scenarioE2E(servers, 4, 4, [1024], CFG.runsSlow));
+    await timed('rtt', () => scenarioLatency(servers, 'rtt'));
+    await timed('rate', () => scenarioLatency(servers, 'rate'));
+    await timed('cli', () => scenarioCli(servers.beuss));
     for (const k of Object.keys(servers)) await stopProcess(servers[k]);
-    if (want.has('large')) {
+    await timed('large', async () => {
       const ls = {};
       ls.beuss = await startServer('beuss', { maxMessageSize: CFG.largeSize });
       ls.beuss.kind = 'beuss';
@@ -837,8 +845,8 @@ async function main() {
       } finally {
         for (const k of Object.keys(ls)) await stopProcess(ls[k]);
       }
-    }
-    if (want.has('memory')) await scenarioMemory(['beuss', ...peers.filter((p) => p !== 'nats')]);
+    });
+    await timed('memory', () => scenarioMemory(['beuss', ...peers.filter((p) => p !== 'nats')]));
   } finally {
     for (const k of Object.keys(servers)) await stopProcess(servers[k]);
   }
@@ -871,7 +879,7 @@ async function main() {
     }
     out.push(markdownTable(t), '');
   }
-  out.push(`Total time: ${m.seconds.toFixed(0)} s.`);
+  out.push(`Total time: ${m.seconds.toFixed(0)} s (${Object.entries(timings).map(([k, v]) => `${k} ${v.toFixed(0)} s`).join(', ')}).`);
   process.stdout.write(out.join('\n') + '\n');
 
   if (opt.json) {
