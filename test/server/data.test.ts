@@ -3,7 +3,7 @@
 // oversize modes at the limit.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../helpers/server';
-import { Client, put } from './util';
+import { Client, eventually, put } from './util';
 
 let server: RunningServer;
 
@@ -134,6 +134,29 @@ describe('payloads', () => {
     expect(bad).toBe('');
     prod.destroy();
     cons.destroy();
+  });
+});
+
+describe('oversize memory', () => {
+  it('holds at most the maximum of a 64 MiB payload while it streams in (truncate)', async () => {
+    const c = await Client.connect(server.port);
+    const obs = await Client.connect(server.port);
+    const TOTAL = 64 * 1024 * 1024;
+    const piece = Buffer.alloc(1024 * 1024, 'b');
+    const mem0 = Number((await obs.stats()).memory);
+    await c.send(`PUT stream ${TOTAL}\r\n`);
+    for (let sent = 0; sent < TOTAL / 2; sent += piece.length) await c.send(piece);
+    // Half the payload is in: the engine holds the first 10240 bytes, not 32 MiB.
+    await eventually(async () => Number((await obs.stats()).memory) - mem0 > 10240, 'the server to start the payload');
+    const mid = Number((await obs.stats()).memory) - mem0;
+    expect(mid).toBeLessThan(1024 * 1024);
+    for (let sent = TOTAL / 2; sent < TOTAL; sent += piece.length) await c.send(piece);
+    await c.send('\r\n');
+    expect(await c.line()).toBe('OK 10240');
+    const f = await c.request('GET stream\r\n');
+    expect(f.payload!.equals(Buffer.alloc(10240, 'b'))).toBe(true);
+    c.destroy();
+    obs.destroy();
   });
 });
 
