@@ -186,6 +186,9 @@ def _length(token: bytes, line: bytes) -> int:
     return n
 
 
+_OK_INT = re.compile(rb"OK (\d{1,19})\r?\n")
+
+
 class ReplyParser:
     """Incremental parser of what the server sends.
 
@@ -219,6 +222,25 @@ class ReplyParser:
     def buffered(self) -> int:
         """Returns the number of received bytes not yet returned as replies."""
         return len(self._buf) - self._pos
+
+    def take_ok_ints(self, limit: int) -> List[int]:
+        """Returns the numbers of up to ``limit`` leading ``OK <n>`` replies, consuming them.
+
+        The fast path for a pipelined batch of PUTs: it stops at anything
+        else (an error, a push, an incomplete line), which ``next()`` handles.
+        """
+        buf = self._buf
+        pos = self._pos
+        match = _OK_INT.match
+        out: List[int] = []
+        while len(out) < limit:
+            m = match(buf, pos)
+            if m is None:
+                break
+            out.append(int(m.group(1)))
+            pos = m.end()
+        self._pos = pos
+        return out
 
     def next(self) -> Optional[Reply]:
         """Returns the next complete reply or push, or ``None`` if more bytes are needed."""

@@ -50,7 +50,8 @@ class _Slot:
 
     def __init__(self, n: int, consumer: "Optional[Consumer]" = None) -> None:
         self.n = n
-        self.replies: List[P.Reply] = []
+        # Reply tuples, or plain ints for OK <n> replies read in bulk.
+        self.replies: List[Any] = []
         # Set for a CREDIT grant sent without waiting: its error goes to the consumer.
         self.consumer = consumer
 
@@ -254,10 +255,22 @@ class Client:
         except ProtocolError as e:
             raise self._protocol_error(e) from None
 
-    def _pump(self, slot: _Slot, extra_wait: float = 0.0) -> List[P.Reply]:
-        """Returns the replies of ``slot`` once they have all arrived (``extra_wait``: seconds the server may hold them)."""
+    def _pump(self, slot: _Slot, extra_wait: float = 0.0, ok_ints: bool = False) -> List[Any]:
+        """Returns the replies of ``slot`` once they have all arrived.
+
+        ``extra_wait``: seconds the server may hold them. ``ok_ints``: read
+        leading ``OK <n>`` replies in bulk, as ints (a batch of PUTs).
+        """
         deadline = None if self._timeout is None else time.monotonic() + self._timeout + extra_wait
+        parser = self._parser
         while len(slot.replies) < slot.n:
+            if ok_ints and self._slots and self._slots[0] is slot:
+                ints = parser.take_ok_ints(slot.n - len(slot.replies))
+                if ints:
+                    slot.replies.extend(ints)
+                    if len(slot.replies) == slot.n:
+                        self._slots.popleft()
+                    continue
             frame = self._next_frame()
             if frame is None:
                 if not self._recv(deadline):
@@ -272,14 +285,14 @@ class Client:
         slot = _Slot(1)
         self._slots.append(slot)
         self._send(request)
-        reply = self._pump(slot, extra_wait)[0]
+        reply: P.Reply = self._pump(slot, extra_wait)[0]
         if reply[0] is P.ERR:
             if reply[1] in FATAL_CODES:
                 self._shutdown(f"the server sent {reply[1]}", code=reply[1])
             raise server_error(reply[1], reply[2])
         return reply
 
-    def _pipelined(self, requests: Iterable[bytes], convert: Callable[[P.Reply], T]) -> List[Optional[T]]:
+    def _pipelined(self, requests: Iterable[bytes], convert: Callable[[P.Reply], T], ok_ints: bool = False) -> List[Optional[T]]:
         """Sends requests in chunks, at most two chunks unanswered; returns each reply converted.
 
         A refused request gives None in its place; the first refusal is
@@ -292,8 +305,10 @@ class Client:
 
         def collect(slot: _Slot) -> None:
             nonlocal first_error
-            for reply in self._pump(slot):
-                if reply[0] is P.ERR:
+            for reply in self._pump(slot, ok_ints=ok_ints):
+                if type(reply) is int:
+                    results.append(reply)  # type: ignore[arg-type]  # T is int for PUTs
+                elif reply[0] is P.ERR:
                     if first_error is None:
                         first_error = server_error(reply[1], reply[2])
                     results.append(None)
@@ -358,7 +373,7 @@ class Client:
         """
         q = P.queue_bytes(queue)
         encode_put, payload_bytes = P.encode_put, P.payload_bytes
-        results = self._pipelined((encode_put(q, payload_bytes(m)) for m in messages), lambda r: _ok_int(r, "PUT"))
+        results = self._pipelined((encode_put(q, payload_bytes(m)) for m in messages), lambda r: _ok_int(r, "PUT"), ok_ints=True)
         return results  # type: ignore[return-value]  # no None: errors were raised
 
     def get(self, queue: P.QueueName, wait: Optional[float] = None) -> Optional[bytes]:

@@ -78,6 +78,17 @@ class ReplyParserTest(unittest.TestCase):
         self.assertEqual(len(out), n)
         self.assertEqual(parser.buffered, 0)
 
+    def test_bulk_ok_numbers_stop_at_anything_else(self):
+        parser = P.ReplyParser()
+        parser.feed(b"OK 1\r\nOK 22\nOK 333\r\nERR FULL no room\r\nOK 4\r\nOK 5")
+        self.assertEqual(parser.take_ok_ints(10), [1, 22, 333])
+        self.assertEqual(parser.take_ok_ints(10), [])
+        self.assertEqual(parser.next(), (P.ERR, "FULL", "no room"))
+        self.assertEqual(parser.take_ok_ints(10), [4])  # "OK 5" is not complete yet
+        parser.feed(b"\r\nOK 6\r\n")
+        self.assertEqual(parser.take_ok_ints(1), [5])
+        self.assertEqual(parser.next(), (P.OK, [b"6"]))
+
     def test_payload_without_line_end_is_a_protocol_error(self):
         parser = P.ReplyParser()
         parser.feed(b"MSG 2\r\nhiX\r\n")
