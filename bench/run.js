@@ -70,8 +70,8 @@ const CFG = {
   runsSlow: opt.runs ?? (Q ? 1 : 3), // latency, 4x4, large: longer per run
   nWarmUp: Q ? 50_000 : 200_000,
   windows: [256, 1024, 4096],
-  n: Q ? 200_000 : 1_000_000, // small-message runs
-  nBeanstalk: Q ? 10_000 : 50_000, // beanstalkd is ~20x slower: keep its runs short
+  n: Q ? 100_000 : 1_000_000, // small-message runs
+  nBeanstalk: Q ? 5_000 : 50_000, // beanstalkd is ~20x slower: keep its runs short
   size: 64,
   nRtt: Q ? 2_000 : 10_000,
   rate: 50_000,
@@ -98,12 +98,11 @@ function note(msg) {
 
 /** Returns the folder holding beuss-loadgen and beuss-nullserver, building them when missing or stale. */
 function buildTools() {
-  const sources = ['loadgen.c', 'nullserver.c', 'CMakeLists.txt'].map((f) => path.join(__dirname, f));
-  const newest = Math.max(...sources.map((f) => fs.statSync(f).mtimeMs));
-  const candidates = [path.join(BUILD, 'bench'), path.join(BUILD, 'standalone', 'bench')];
-  for (const dir of candidates) {
-    const bins = ['beuss-loadgen', 'beuss-nullserver'].map((b) => path.join(dir, b));
-    if (bins.every((b) => fs.existsSync(b) && fs.statSync(b).mtimeMs >= newest)) return dir;
+  const mtime = (f) => (fs.existsSync(f) ? fs.statSync(f).mtimeMs : -1);
+  const cmakeTime = mtime(path.join(__dirname, 'CMakeLists.txt'));
+  const fresh = (dir, tool) => mtime(path.join(dir, `beuss-${tool}`)) >= Math.max(cmakeTime, mtime(path.join(__dirname, `${tool}.c`)));
+  for (const dir of [path.join(BUILD, 'bench'), path.join(BUILD, 'standalone', 'bench')]) {
+    if (fresh(dir, 'loadgen') && fresh(dir, 'nullserver')) return dir;
   }
   note('building the load generator (cmake -DBEUSS_BENCH=ON into build-bench/)');
   const run = (args) => spawnSync('cmake', args, { cwd: ROOT, encoding: 'utf8' });
