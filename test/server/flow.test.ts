@@ -216,6 +216,49 @@ describe('ON consumers', () => {
   });
 });
 
+describe('a client that does not read its replies', () => {
+  it('is stopped by TCP backpressure once its replies back up, and gets all of them when it reads again', async () => {
+    const N = 1_000_000;
+    const s = await startServer();
+    try {
+      const c = await Client.connect(s.port);
+      const obs = await Client.connect(s.port);
+      const errors = async () => Number((await obs.stats()).protocol_errors);
+      const rss0 = s.rss();
+      c.socket.pause();
+      // 3 MB of requests whose replies weigh 40 MB: more than the kernel's socket buffers hold.
+      c.socket.write('X\r\n'.repeat(N));
+      let last = -1;
+      await eventually(async () => {
+        const n = await errors();
+        const stable = n === last;
+        last = n;
+        return stable;
+      }, 'the server to stop running requests', 30_000);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await errors()).toBe(last);
+      expect(last).toBeLessThan(N);
+      // The replies it could not send are not piled up in the server's memory.
+      expect(s.rss() - rss0).toBeLessThan(24 * 1024 * 1024);
+      let got = 0;
+      let bad = '';
+      c.onFrame = (f) => {
+        if (!f.line.startsWith('ERR UNKNOWN_COMMAND ')) bad ||= f.line;
+        got++;
+        return true;
+      };
+      c.socket.resume();
+      await c.until(() => got === N || bad !== '', `${N} replies`, 60_000);
+      expect(bad).toBe('');
+      expect(await errors()).toBe(N);
+      c.destroy();
+      obs.destroy();
+    } finally {
+      expect((await s.stop()).code).toBe(0);
+    }
+  });
+});
+
 describe('queued bytes cap', () => {
   it('refuses a PUT past --max-queued-bytes with FULL, and accepts again once there is room', async () => {
     const s = await startServer(['--max-queued-bytes', '1000']);
