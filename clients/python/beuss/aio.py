@@ -57,13 +57,21 @@ class _Slot:
     still arrive and are matched to it, so later calls get their own.
     """
 
-    __slots__ = ("n", "replies", "future", "consumer")
+    __slots__ = ("n", "replies", "future", "consumer", "ok_ints")
 
-    def __init__(self, n: int, future: "Optional[asyncio.Future[List[P.Reply]]]", consumer: "Optional[Consumer]" = None) -> None:
+    def __init__(
+        self,
+        n: int,
+        future: "Optional[asyncio.Future[List[Any]]]",
+        consumer: "Optional[Consumer]" = None,
+        ok_ints: bool = False,
+    ) -> None:
         self.n = n
-        self.replies: List[P.Reply] = []
+        # Reply tuples, or plain ints for OK <n> replies read in bulk (ok_ints).
+        self.replies: List[Any] = []
         self.future = future
         self.consumer = consumer
+        self.ok_ints = ok_ints
 
 
 class Client:
@@ -167,6 +175,16 @@ class Client:
                     return
                 parser.feed(data)
                 while True:
+                    slots = self._slots
+                    if slots and slots[0].ok_ints:
+                        # A batch of PUTs: read its OK <n> replies in bulk.
+                        slot = slots[0]
+                        ints = parser.take_ok_ints(slot.n - len(slot.replies))
+                        if ints:
+                            slot.replies.extend(ints)
+                            if len(slot.replies) == slot.n:
+                                self._complete(slots.popleft())
+                            continue
                     frame = parser.next()
                     if frame is None:
                         break
@@ -199,12 +217,17 @@ class Client:
         slot = self._slots[0]
         slot.replies.append(frame)
         if len(slot.replies) == slot.n:
-            self._slots.popleft()
-            if slot.future is not None:
-                if not slot.future.done():
-                    slot.future.set_result(slot.replies)
-            elif slot.consumer is not None and frame[0] is P.ERR:
-                slot.consumer._fail(server_error(frame[1], frame[2]))
+            self._complete(self._slots.popleft())
+
+    def _complete(self, slot: _Slot) -> None:
+        """Hands a slot's replies to its caller, or a CREDIT refusal to its consumer."""
+        if slot.future is not None:
+            if not slot.future.done():
+                slot.future.set_result(slot.replies)
+        elif slot.consumer is not None:
+            reply = slot.replies[-1]
+            if type(reply) is tuple and reply[0] is P.ERR:
+                slot.consumer._fail(server_error(reply[1], reply[2]))
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -229,11 +252,13 @@ class Client:
             self._out_size = 0
             self._writer.write(out)
 
-    def _send(self, requests: bytes, n: int, consumer: "Optional[Consumer]" = None) -> "Optional[asyncio.Future[List[P.Reply]]]":
+    def _send(
+        self, requests: bytes, n: int, consumer: "Optional[Consumer]" = None, ok_ints: bool = False
+    ) -> "Optional[asyncio.Future[List[Any]]]":
         """Queues ``n`` requests; returns the future of their replies (None for a consumer's CREDIT)."""
         self._check_open()
         future = None if consumer is not None else self._loop.create_future()
-        self._slots.append(_Slot(n, future, consumer))
+        self._slots.append(_Slot(n, future, consumer, ok_ints))
         self._write(requests)
         return future
 
@@ -241,40 +266,42 @@ class Client:
         """Sends one request and returns its reply; an ``ERR`` reply is raised."""
         future = self._send(request, 1)
         assert future is not None
-        reply = (await future)[0]
+        reply: P.Reply = (await future)[0]
         if reply[0] is P.ERR:
             raise server_error(reply[1], reply[2])
         return reply
 
-    async def _pipelined(self, requests: Iterable[bytes], convert: Callable[[P.Reply], T]) -> List[Optional[T]]:
+    async def _pipelined(self, requests: Iterable[bytes], convert: Callable[[P.Reply], T], ok_ints: bool = False) -> List[Optional[T]]:
         """Sends requests in chunks, waiting for the socket to drain between them; returns each reply converted.
 
         A refused request gives None in its place; the first refusal is
         raised once every reply is in, with the list in its ``results``.
         """
         self._check_open()
-        futures: List["asyncio.Future[List[P.Reply]]"] = []
+        futures: List["asyncio.Future[List[Any]]"] = []
         batch: List[bytes] = []
         size = 0
         for req in requests:
             batch.append(req)
             size += len(req)
             if size >= _DRAIN_EVERY:
-                fut = self._send(b"".join(batch), len(batch))
+                fut = self._send(b"".join(batch), len(batch), None, ok_ints)
                 assert fut is not None
                 futures.append(fut)
                 batch, size = [], 0
                 self._flush()
                 await self._drain()
         if batch:
-            fut = self._send(b"".join(batch), len(batch))
+            fut = self._send(b"".join(batch), len(batch), None, ok_ints)
             assert fut is not None
             futures.append(fut)
         results: List[Optional[T]] = []
         first_error: Optional[ServerError] = None
         for fut in futures:
             for reply in await fut:
-                if reply[0] is P.ERR:
+                if type(reply) is int:
+                    results.append(reply)  # type: ignore[arg-type]  # T is int for PUTs
+                elif reply[0] is P.ERR:
                     if first_error is None:
                         first_error = server_error(reply[1], reply[2])
                     results.append(None)
@@ -314,7 +341,9 @@ class Client:
         """
         q = P.queue_bytes(queue)
         encode_put, payload_bytes = P.encode_put, P.payload_bytes
-        results = await self._pipelined((encode_put(q, payload_bytes(m)) for m in messages), lambda r: _ok_int(r, "PUT"))
+        results = await self._pipelined(
+            (encode_put(q, payload_bytes(m)) for m in messages), lambda r: _ok_int(r, "PUT"), ok_ints=True
+        )
         return results  # type: ignore[return-value]  # no None: errors were raised
 
     async def get(self, queue: P.QueueName, wait: Optional[float] = None) -> Optional[bytes]:
@@ -431,7 +460,7 @@ class Consumer:
         self._active = True
         self._error: Optional[BaseException] = None
         self._waiter: "Optional[asyncio.Future[None]]" = None
-        self._closing: "Optional[asyncio.Future[List[P.Reply]]]" = None
+        self._closing: "Optional[asyncio.Future[List[Any]]]" = None
 
     @property
     def active(self) -> bool:
@@ -462,7 +491,7 @@ class Consumer:
             self._fail(self._client._closed_error())
         self._wake()
 
-    def _on_reply(self, future: "asyncio.Future[List[P.Reply]]") -> None:
+    def _on_reply(self, future: "asyncio.Future[List[Any]]") -> None:
         if future.cancelled():
             return
         exc = future.exception()
@@ -486,16 +515,16 @@ class Consumer:
         return self
 
     async def __anext__(self) -> Message:
-        if self._buf and (not self._active or (self.max is None and self._handled_since_grant + 1 < self._batch)):
-            # Fast path: a message is here and no credit or OFF is due.
-            self._handed += 1
-            if self._active:
-                self._handled_since_grant += 1
-            return Message(self.queue, self._buf.popleft())
-        msg = await self.next()
-        if msg is None:
+        if self._buf:
+            # A message is here: no coroutine of next() needed.
+            msg = self._take()
+            if self._active and self.max is not None and self._handed >= self.max:
+                await self.close()
+            return msg
+        waited = await self.next()
+        if waited is None:
             raise StopAsyncIteration
-        return msg
+        return waited
 
     async def __aenter__(self) -> "Consumer":
         return self
@@ -525,21 +554,26 @@ class Consumer:
                 err, self._error = self._error, None
                 raise err
             return None
+        msg = self._take()
+        if self._active and self.max is not None and self._handed >= self.max:
+            await self.close()
+        return msg
+
+    def _take(self) -> Message:
+        """Returns the oldest buffered message and grants credit back when a batch is handled."""
         data = self._buf.popleft()
         self._handed += 1
-        if self._active:
-            if self.max is not None and self._handed >= self.max:
-                await self.close()
-            else:
-                self._handled_since_grant += 1
-                if self._handled_since_grant >= self._batch:
-                    n = self._handled_since_grant
-                    if self.max is not None:
-                        n = min(n, self.max - self._granted)
-                    self._handled_since_grant = 0
-                    if n > 0:
-                        self._granted += n
-                        self._client._grant(self, n)
+        if self._active and (self.max is None or self._handed < self.max):
+            self._handled_since_grant += 1
+            if self._handled_since_grant >= self._batch:
+                n = self._handled_since_grant
+                if self.max is not None:
+                    # Never let the server push beyond max.
+                    n = min(n, self.max - self._granted)
+                self._handled_since_grant = 0
+                if n > 0:
+                    self._granted += n
+                    self._client._grant(self, n)
         return Message(self.queue, data)
 
     async def close(self) -> List[Message]:

@@ -197,6 +197,22 @@ class AioConsumeTest(AioTestCase):
         self.assertFalse(consumer.active)
 
 
+class AioRejectModeTest(QuietAsyncTestCase):
+    async def test_refused_messages_in_a_batch(self):
+        server = Server(["--oversize", "reject", "--max-message-size", "100"])
+        self.addCleanup(server.stop)
+        async with beuss.aio.connect(server.host, server.port) as c:
+            msgs = [b"a" * 10, b"b" * 101, b"c" * 100] * 2000
+            with self.assertRaises(beuss.TooLargeError) as cm:
+                await c.put_many("r", msgs)
+            self.assertEqual(cm.exception.code, "TOO_LARGE")
+            self.assertEqual(cm.exception.results, [10, None, 100] * 2000)
+            self.assertEqual(await c.get_many("r", 5000), [m for m in msgs if len(m) <= 100])
+            with self.assertRaises(beuss.TooLargeError):
+                await c.put("r", b"x" * 101)
+            self.assertEqual(await c.put("r", b"x" * 100), 100)
+
+
 class AioStoppedServerTest(QuietAsyncTestCase):
     async def test_calls_and_consumers_fail_when_the_server_stops(self):
         server = Server()
