@@ -251,6 +251,8 @@ describe('error codes', () => {
     const ok255 = 'n'.repeat(255);
     expect((await c.request(`LEN ${long}\r\n`)).line).toMatch(/^ERR BAD_QUEUE_NAME \S/);
     expect((await c.request(`LEN ${ok255}\r\n`)).line).toBe('OK 0');
+    // An empty name cannot be written as a token: it reads as a missing argument.
+    expect((await c.request('LEN \r\n')).line).toMatch(/^ERR BAD_ARGS \S/);
     expect((await c.request(Buffer.from('LEN a\x01b\r\n', 'latin1'))).line).toMatch(/^ERR BAD_QUEUE_NAME \S/);
     expect((await c.request(Buffer.from('GET a\x7fb\r\n', 'latin1'))).line).toMatch(/^ERR BAD_QUEUE_NAME \S/);
     // A payload that looks like a request must be skipped, not run.
