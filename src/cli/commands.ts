@@ -270,8 +270,13 @@ const on: Command = async (p) => {
       queue,
       async (msg) => {
         // The next message (and the credit for more) waits until this one is written out.
-        process.stdout.write(msg.data);
-        await writeOut(sep);
+        // One write per message: small ones are joined to their separator.
+        if (msg.data.length < 65_536) {
+          await writeOut(Buffer.concat([msg.data, sep], msg.data.length + 1));
+        } else {
+          process.stdout.write(msg.data);
+          await writeOut(sep);
+        }
       },
       { prefetch, max: count },
     );
