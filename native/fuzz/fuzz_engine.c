@@ -2,7 +2,8 @@
  *
  * Input: 6 header bytes, then a wire transcript.
  *   byte 0: configuration (small/large max message size, truncate/reject,
- *           a small output high water, a queued-bytes cap)
+ *           a small output high water, a queued-bytes cap, a short line
+ *           limit, idle queue cleanup)
  *   byte 1: allocation failure injection: 0 none, else fail every Nth
  *           allocation (N = byte1, while the transcript runs)
  *   bytes 2..5: seed of the generator that splits the transcript into
@@ -217,6 +218,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cfg.max_queued_bytes = 40;
     if (data[0] & 16)
         cfg.max_line = BEUSS_MIN_MAX_LINE;
+    if (data[0] & 64)
+        cfg.queue_idle_ms = 50;
     memset(&fa, 0, sizeof fa);
     al.malloc = f_malloc;
     al.realloc = f_realloc;

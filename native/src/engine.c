@@ -94,7 +94,11 @@ struct beuss_engine {
     beuss_stats st; /* the counters; gauges are filled by beuss_engine_stats */
 };
 
+/* Timer kinds in the heap. */
+enum { TK_WAIT = 1, TK_IDLE = 2 };
+
 #define CONN_OF_TIMER(t) ((bconn *)((char *)(t) - offsetof(bconn, wt)))
+#define QUEUE_OF_TIMER(t) ((bqueue *)((char *)(t) - offsetof(bqueue, idle)))
 
 /* ---- config ------------------------------------------------------------ */
 
@@ -194,6 +198,8 @@ static int blocked(const bconn *c)
     return c->user_paused | c->full | c->closing | c->waiting;
 }
 
+static void q_touch(beuss_engine *e, bqueue *q);
+
 /* ---- subscriptions ----------------------------------------------------- */
 
 static int sub_eligible(const bsub *s)
@@ -266,7 +272,49 @@ static void sub_free(beuss_engine *e, bsub *s)
         }
     s->q->nsubs--;
     e->st.consumers--;
+    q_touch(e, s->q);
     ba_free(&e->al, s, sizeof *s);
+}
+
+/* ---- idle queue cleanup -------------------------------------------------- */
+
+static int queue_idle(const bqueue *q)
+{
+    return q->st.count == 0 && q->nsubs == 0 && q->nwait == 0;
+}
+
+/* q_touch records activity on q and, with queue_idle_ms set, schedules the
+ * idle check of a queue that holds nothing and serves no one. The check
+ * itself (beuss_tick) looks again, so touching is cheap and may be early.
+ * When the heap cannot grow, q is simply not cleaned up until touched again. */
+static void q_touch(beuss_engine *e, bqueue *q)
+{
+    q->last_active = e->now_ms;
+    if (e->cfg.queue_idle_ms && q->idle.idx == BH_NONE && queue_idle(q)) {
+        uint64_t at = e->now_ms + e->cfg.queue_idle_ms;
+        q->idle.at = at < e->now_ms || at > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : at;
+        q->idle.kind = TK_IDLE;
+        heap_insert(&e->timers, &e->al, &q->idle);
+    }
+}
+
+/* idle_fire runs q's idle check at now: it drops q if it stayed idle for
+ * queue_idle_ms, waits longer if it was active since, or forgets the check
+ * if q is in use again (the next idle moment schedules a new one). */
+static void idle_fire(beuss_engine *e, bqueue *q, uint64_t now)
+{
+    uint64_t due = q->last_active + e->cfg.queue_idle_ms;
+    heap_remove(&e->timers, &q->idle);
+    if (!queue_idle(q))
+        return;
+    if (due > now && due >= q->last_active) {
+        q->idle.at = due;
+        if (heap_insert(&e->timers, &e->al, &q->idle) == 0)
+            return;
+    }
+    if (e->lastq == q)
+        e->lastq = NULL;
+    qt_remove(&e->qt, &e->al, q);
 }
 
 /* ---- waiting GETs -------------------------------------------------------- */
@@ -291,6 +339,7 @@ static void wait_end(beuss_engine *e, bconn *c)
     heap_remove(&e->timers, &c->wt);
     c->waiting = 0;
     e->st.waiting--;
+    q_touch(e, q);
     mark(e, c);
 }
 
@@ -469,6 +518,8 @@ static void queue_drop(beuss_engine *e, bqueue *q)
         e->messages--;
         e->bytes -= n;
         store_drop(&q->st, &e->al);
+        if (q->st.count == 0)
+            q_touch(e, q);
     }
 }
 
@@ -503,11 +554,13 @@ static int same_name(const bqueue *q, bview t)
 static bqueue *find_queue(beuss_engine *e, bview t)
 {
     bqueue *q = e->lastq;
-    if (q != NULL && same_name(q, t))
-        return q;
-    q = qt_find(&e->qt, t.p, t.n);
-    if (q != NULL)
+    if (q == NULL || !same_name(q, t)) {
+        q = qt_find(&e->qt, t.p, t.n);
+        if (q == NULL)
+            return NULL;
         e->lastq = q;
+    }
+    q->last_active = e->now_ms;
     return q;
 }
 
@@ -516,11 +569,13 @@ static bqueue *find_queue(beuss_engine *e, bview t)
 static bqueue *get_queue(beuss_engine *e, bview t)
 {
     bqueue *q = e->lastq;
-    if (q != NULL && same_name(q, t))
-        return q;
-    q = qt_get(&e->qt, &e->al, t.p, t.n);
-    if (q != NULL)
+    if (q == NULL || !same_name(q, t)) {
+        q = qt_get(&e->qt, &e->al, t.p, t.n);
+        if (q == NULL)
+            return NULL;
         e->lastq = q;
+    }
+    q_touch(e, q);
     return q;
 }
 
@@ -663,7 +718,7 @@ static void do_get(beuss_engine *e, bconn *c, const bframe *f, uint64_t now)
     c->wt.at = ms > UINT64_MAX - now ? UINT64_MAX : now + ms;
     if (c->wt.at > (uint64_t)INT64_MAX)
         c->wt.at = (uint64_t)INT64_MAX;
-    c->wt.kind = 1;
+    c->wt.kind = TK_WAIT;
     if (heap_insert(&e->timers, &e->al, &c->wt) != 0) {
         reply_err(e, c, BE_INTERNAL, "out of memory registering the wait");
         return;
@@ -801,6 +856,7 @@ static void do_purge(beuss_engine *e, bconn *c, const bframe *f)
         e->messages -= q->st.count;
         e->bytes -= q->st.bytes;
         n = store_purge(&q->st, &e->al);
+        q_touch(e, q);
     }
     reply_ok_num(e, c, n);
 }
@@ -1214,11 +1270,15 @@ int beuss_tick(beuss_engine *e, uint64_t now_ms)
         return BEUSS_EINVAL;
     e->now_ms = now_ms;
     while ((t = heap_min(&e->timers)) != NULL && t->at <= now_ms) {
-        bconn *c = CONN_OF_TIMER(t);
-        /* On failure c is closed, which also ends its wait. */
-        if (REPLY(e, c, "EMPTY\r\n") == 0) {
-            wait_end(e, c);
-            run_add(e, c);
+        if (t->kind == TK_IDLE) {
+            idle_fire(e, QUEUE_OF_TIMER(t), now_ms);
+        } else {
+            bconn *c = CONN_OF_TIMER(t);
+            /* On failure c is closed, which also ends its wait. */
+            if (REPLY(e, c, "EMPTY\r\n") == 0) {
+                wait_end(e, c);
+                run_add(e, c);
+            }
         }
     }
     run_all(e, now_ms);

@@ -249,6 +249,8 @@ typedef struct bqueue {
     struct bconn *wfirst; /* GETs waiting, in arrival order */
     struct bconn *wlast;
     uint32_t nwait;
+    btimer idle;          /* idle cleanup timer (queue_idle_ms) */
+    uint64_t last_active; /* ms of the last request or event naming it */
     uint32_t namelen;
     uint8_t name[];
 } bqueue;
@@ -263,6 +265,8 @@ int qt_init(bqtable *t, balloc *al);
 bqueue *qt_find(const bqtable *t, const uint8_t *name, size_t n);
 /* qt_get returns the queue called name, creating it, or NULL on no memory. */
 bqueue *qt_get(bqtable *t, balloc *al, const uint8_t *name, size_t n);
+/* qt_remove unlinks and frees q, which must hold no messages. */
+void qt_remove(bqtable *t, balloc *al, bqueue *q);
 void qt_free(bqtable *t, balloc *al);
 
 #endif

@@ -73,6 +73,7 @@ bqueue *qt_get(bqtable *t, balloc *al, const uint8_t *name, size_t n)
     if (q == NULL)
         return NULL;
     memset(q, 0, sizeof *q);
+    q->idle.idx = BH_NONE;
     q->hash = hash(name, n);
     q->namelen = (uint32_t)n;
     memcpy(q->name, name, n);
@@ -83,6 +84,20 @@ bqueue *qt_get(bqtable *t, balloc *al, const uint8_t *name, size_t n)
     t->b[i] = q;
     t->count++;
     return q;
+}
+
+/* qt_remove unlinks q from t and frees it with any messages it holds. */
+void qt_remove(bqtable *t, balloc *al, bqueue *q)
+{
+    bqueue **pp = &t->b[q->hash & (t->nb - 1)];
+    while (*pp != NULL && *pp != q)
+        pp = &(*pp)->hnext;
+    if (*pp == NULL)
+        return;
+    *pp = q->hnext;
+    t->count--;
+    store_purge(&q->st, al);
+    ba_free(al, q, sizeof *q + q->namelen);
 }
 
 /* qt_free releases every queue with its messages, and the table. Consumers

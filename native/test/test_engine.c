@@ -1259,6 +1259,79 @@ static void test_api_semantics(void)
     h_free(&h);
 }
 
+static void test_idle_cleanup(void)
+{
+    beuss_config cfg = cfg_default();
+    harness h;
+    uint32_t c, d;
+    beuss_stats s;
+    uint64_t base;
+    current = "idle queue cleanup";
+    cfg.queue_idle_ms = 100;
+    h_init_cfg(&h, &cfg);
+    c = h_open(&h);
+    d = h_open(&h);
+    h_feeds(&h, c, "PING\r\n");
+    EXPECT(&h, c, "PONG\r\n");
+    h_feeds(&h, d, "PING\r\n");
+    EXPECT(&h, d, "PONG\r\n");
+    stats(&h, &s);
+    base = s.memory;
+    h_feed(&h, c, "PUT a 1\r\nx\r\nPUT b 1\r\ny\r\nGET a\r\n", strlen("PUT a 1\r\nx\r\nPUT b 1\r\ny\r\nGET a\r\n"), 1000);
+    EXPECT(&h, c, "OK 1\r\nOK 1\r\nMSG 1\r\nx\r\n");
+    CHECK(beuss_next_deadline(h.e) == 1100);
+    /* Activity on a postpones its cleanup. */
+    h_feed(&h, c, "LEN a\r\n", strlen("LEN a\r\n"), 1050);
+    EXPECT(&h, c, "OK 0\r\n");
+    beuss_tick(h.e, 1100);
+    h_drain(&h);
+    stats(&h, &s);
+    CHECK(s.queues == 2);
+    CHECK(beuss_next_deadline(h.e) == 1150);
+    beuss_tick(h.e, 1150);
+    h_drain(&h);
+    h_feed(&h, c, "QUEUES\r\n", strlen("QUEUES\r\n"), 1150);
+    /* b holds a message: it stays. */
+    EXPECT(&h, c, "DATA 6\r\nb 1 0\n\r\n");
+    CHECK(beuss_next_deadline(h.e) == -1);
+
+    current = "idle cleanup waits for consumers and waiters to leave";
+    h_feed(&h, d, "ON w\r\n", strlen("ON w\r\n"), 2000);
+    EXPECT(&h, d, "OK\r\n");
+    h_feed(&h, c, "GET v WAIT 500\r\n", strlen("GET v WAIT 500\r\n"), 2000);
+    beuss_tick(h.e, 2400);
+    h_drain(&h);
+    stats(&h, &s);
+    CHECK(s.queues == 3);
+    beuss_tick(h.e, 2500); /* the wait ends: v is idle from now */
+    h_drain(&h);
+    EXPECT(&h, c, "EMPTY\r\n");
+    h_feed(&h, d, "OFF w\r\n", strlen("OFF w\r\n"), 2550);
+    EXPECT(&h, d, "OK\r\n");
+    beuss_tick(h.e, 2600);
+    h_drain(&h);
+    stats(&h, &s);
+    CHECK(s.queues == 2); /* v gone; w idle since 2550 */
+    beuss_tick(h.e, 2650);
+    h_drain(&h);
+    h_feed(&h, c, "GET b\r\nQUEUES\r\n", strlen("GET b\r\nQUEUES\r\n"), 2650);
+    EXPECT(&h, c, "MSG 1\r\ny\r\nDATA 6\r\nb 0 0\n\r\n");
+    beuss_tick(h.e, 2750);
+    h_drain(&h);
+    stats(&h, &s);
+    CHECK(s.queues == 0);
+    /* Everything the queues held is back; the timer heap keeps its array. */
+    CHECK(s.memory == base + 16 * sizeof(void *));
+    if (s.memory != base + 16 * sizeof(void *))
+        fprintf(stderr, "  memory %llu, base %llu\n", (unsigned long long)s.memory,
+                (unsigned long long)base);
+    CHECK(beuss_next_deadline(h.e) == -1);
+    /* A queue dropped is created again by the next use. */
+    h_feed(&h, c, "PUT a 2\r\nzz\r\nGET a\r\n", strlen("PUT a 2\r\nzz\r\nGET a\r\n"), 3000);
+    EXPECT(&h, c, "OK 2\r\nMSG 2\r\nzz\r\n");
+    h_free(&h);
+}
+
 int main(void)
 {
     test_basic_transcript();
@@ -1277,6 +1350,7 @@ int main(void)
     test_config();
     test_alloc_failures();
     test_api_semantics();
+    test_idle_cleanup();
     printf("%d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
 }
