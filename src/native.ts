@@ -271,7 +271,8 @@ export class Engine {
     try {
       return this.#native.open();
     } catch (err) {
-      throw new EngineError('ENOMEM', `cannot open a connection: ${(err as Error).message}`);
+      const st = (err as { status?: number }).status;
+      throw new EngineError(st === this.constants.ENOMEM ? 'ENOMEM' : `E${-(st ?? 0)}`, `cannot open a connection: ${(err as Error).message}`);
     }
   }
 

@@ -120,6 +120,22 @@ describe('configuration', () => {
     }
   });
 
+  it('takes BMAXCONNECTIONS and --max-line', async () => {
+    const s = await startServer(['--max-line', '300'], { BMAXCONNECTIONS: '1' });
+    try {
+      const c = await Client.connect(s.port);
+      expect((await c.request(`LEN ${'n'.repeat(250)}\r\n`)).line).toBe('OK 0');
+      const refused = await Client.connect(s.port);
+      expect(await refused.line()).toMatch(/^ERR TOO_MANY_CONNECTIONS /);
+      await refused.closedByServer();
+      await c.send(`LEN ${'n'.repeat(400)}\r\n`);
+      expect(await c.line()).toMatch(/^ERR LINE_TOO_LONG /);
+      await c.closedByServer();
+    } finally {
+      expect((await s.stop()).code).toBe(0);
+    }
+  });
+
   it('listens on BHOST and BPORT when no flag is given', async () => {
     const probe = net.createServer();
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
@@ -200,6 +216,20 @@ describe('graceful stop', () => {
     const r = await s.stop();
     expect(r.code).toBe(0);
     await expect(Client.connect(s.port)).rejects.toThrow(/ECONNREFUSED/);
+  });
+
+  it('SIGTERM: a client that never reads what it is owed does not keep the server from exiting 0', async () => {
+    const s = await startServer();
+    const c = await Client.connect(s.port);
+    const obs = await Client.connect(s.port);
+    c.socket.pause();
+    // 12 MB of replies owed, more than the socket buffers take.
+    c.socket.write('X\r\n'.repeat(300_000));
+    await eventually(async () => Number((await obs.stats()).protocol_errors) > 1000, 'the server to run requests');
+    const r = await s.stop('SIGTERM');
+    expect(r.code).toBe(0);
+    expect(s.output()).toMatch(/stopped on SIGTERM/);
+    c.destroy();
   });
 
   it('SIGINT stops an idle server with exit code 0', async () => {
