@@ -1,5 +1,22 @@
-// The public API of the 'beuss' package: the client library. The server and
-// the CLI are executables (beuss-server, beuss), not part of this API.
+/**
+ * The Node.js client of beuss, a small in-memory FIFO message bus. The server
+ * and the CLI are executables (`beuss-server`, `beuss`), not part of this API.
+ *
+ * @example
+ * ```ts
+ * import { connect } from 'beuss';          // or: const { connect } = require('beuss')
+ * const client = await connect();           // BHOST/BPORT, then localhost:6552
+ * await client.put('jobs', 'hello');        // resolves with the bytes stored
+ * const msg = await client.get('jobs', { wait: 5000 }); // Buffer, or null when empty
+ * for await (const m of client.consume('jobs', { prefetch: 64 })) {
+ *   console.log(m.text());
+ *   break;                                  // ends the subscription
+ * }
+ * await client.close();
+ * ```
+ *
+ * @packageDocumentation
+ */
 export { connect, Client } from './client/client.js';
 export type { GetOptions, CloseOptions, QueueInfo, ServerStats } from './client/client.js';
 export { Consumer, DEFAULT_PREFETCH } from './client/consumer.js';
@@ -7,7 +24,7 @@ export type { ConsumeOptions, MessageHandler } from './client/consumer.js';
 export { Message } from './client/message.js';
 export type { ClientCounters } from './client/connection.js';
 export { DEFAULT_HOST, DEFAULT_PORT } from './client/options.js';
-export type { ConnectOptions } from './client/options.js';
+export type { ConnectOptions, ResolvedOptions } from './client/options.js';
 export { MAX_QUEUE_NAME, queueNameProblem } from './client/validate.js';
 export {
   BeussError,
