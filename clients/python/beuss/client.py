@@ -201,6 +201,15 @@ class Client:
         sock = self._check_open()
         view = memoryview(data)
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        try:
+            self._send_view(sock, view, deadline)
+        except BaseException:
+            # A request half sent (or a reply slot with no request behind it,
+            # after a KeyboardInterrupt) leaves the stream out of step for good.
+            self._shutdown("interrupted while sending a request")
+            raise
+
+    def _send_view(self, sock: socket.socket, view: memoryview, deadline: Optional[float]) -> None:
         while view:
             try:
                 view = view[sock.send(view) :]
