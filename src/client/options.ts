@@ -28,10 +28,15 @@ export interface ConnectOptions {
 
 /** Connection options with every default applied. */
 export interface ResolvedOptions {
+  /** Server host name or address. */
   host: string;
+  /** Server TCP port. */
   port: number;
+  /** Milliseconds allowed for the TCP connection; 0 waits forever. */
   connectTimeout: number;
+  /** Bytes of pipelined requests that trigger an immediate socket write. */
   flushThreshold: number;
+  /** Largest reply payload accepted, in bytes. */
   maxPayload: number;
 }
 
