@@ -36,7 +36,7 @@ say() { printf '\n== test-prebuilds: %s\n' "$*"; }
 fail() { printf 'test-prebuilds: FAILED: %s\n' "$*" >&2; exit 1; }
 
 COPY=""
-cleanup() { [ -n "$COPY" ] && rm -rf "$COPY"; }
+cleanup() { if [ -n "$COPY" ]; then rm -rf "$COPY"; fi; }
 trap cleanup EXIT
 
 [ -f dist/cjs/index.js ] || { say "dist/ missing: building TypeScript"; node scripts/build-ts.js; }
@@ -100,9 +100,18 @@ part_win32() {
   case " $exported " in *" napi_register_module_v1 "*) ;; *) fail "$dll does not export napi_register_module_v1" ;; esac
 }
 
+# Each part runs on even when another failed, so one run shows every result.
+FAILED=()
 for p in "${PARTS[@]}"; do
   start=$SECONDS
-  "part_$p"
-  say "$p passed in $((SECONDS - start)) s"
+  set +e
+  ( set -euo pipefail; trap cleanup EXIT; "part_$p" )
+  rc=$?
+  set -e
+  if [ "$rc" = 0 ]; then say "$p passed in $((SECONDS - start)) s"; else say "$p FAILED (exit $rc) in $((SECONDS - start)) s"; FAILED+=("$p"); fi
 done
+if [ ${#FAILED[@]} -ne 0 ]; then
+  echo "test-prebuilds: FAILED: ${FAILED[*]}" >&2
+  exit 1
+fi
 say "all passed: ${PARTS[*]}"
