@@ -125,10 +125,18 @@ class Engine : public Napi::ObjectWrap<Engine> {
   // Replaces this.index with a zeroed Uint32Array of `entries` entries.
   void GrowIndex(Napi::Env env, size_t entries) {
     Napi::Uint32Array arr = Napi::Uint32Array::New(env, kIndexHeader + entries * kIndexEntry);
-    index_ = arr.Data();
-    index_entries_ = entries;
     index_ref_ = Napi::Persistent(arr);
     Value().Set("index", arr);
+  }
+
+  // Returns the index's words and sets *entries to its capacity. Read from
+  // the array on every call rather than cached: JS could transfer (detach)
+  // its ArrayBuffer, which a cached pointer would not survive.
+  uint32_t *IndexWords(size_t *entries) {
+    Napi::Uint32Array arr = index_ref_.Value();
+    size_t words = arr.ElementLength();
+    *entries = words < kIndexHeader ? 0 : (words - kIndexHeader) / kIndexEntry;
+    return words < kIndexHeader ? nullptr : arr.Data();
   }
 
   // Returns the output of every connection since the last drain, as
@@ -141,13 +149,16 @@ class Engine : public Napi::ObjectWrap<Engine> {
       pending_.push_back(out);
       total += out.len;
     }
-    if (pending_.size() > index_entries_) {
-      size_t n = index_entries_;
+    size_t cap = 0;
+    uint32_t *index = IndexWords(&cap);
+    if (index == nullptr || pending_.size() > cap) {
+      size_t n = cap < kIndexInitialEntries ? kIndexInitialEntries : cap;
       while (n < pending_.size()) n *= 2;
       GrowIndex(env, n);
+      index = IndexWords(&cap);
     }
-    index_[0] = static_cast<uint32_t>(pending_.size());
-    index_[1] = static_cast<uint32_t>(-status);
+    index[0] = static_cast<uint32_t>(pending_.size());
+    index[1] = static_cast<uint32_t>(-status);
     if (pending_.empty()) {
       beuss_output_done(engine_);
       return env.Undefined();
@@ -166,7 +177,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
       return env.Undefined();
     }
     uint8_t *dst = buf.Data();
-    uint32_t *ix = index_ + kIndexHeader;
+    uint32_t *ix = index + kIndexHeader;
     size_t off = 0;
     for (const beuss_output &o : pending_) {
       if (o.len > 0) std::memcpy(dst + off, o.data, o.len);
@@ -274,8 +285,6 @@ class Engine : public Napi::ObjectWrap<Engine> {
 
   beuss_engine *engine_ = nullptr;
   Napi::Reference<Napi::Uint32Array> index_ref_;
-  uint32_t *index_ = nullptr;
-  size_t index_entries_ = 0;
   // Reused across calls so that draining does not allocate per call.
   std::vector<beuss_output> pending_;
 };

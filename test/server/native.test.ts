@@ -134,6 +134,17 @@ describe('native engine binding', () => {
     e.free();
   });
 
+  it('survives a caller detaching the index array (it is replaced, never written through a stale pointer)', () => {
+    const e = new Engine({}, 0);
+    const a = e.open();
+    const old = e.index;
+    structuredClone(old.buffer, { transfer: [old.buffer] });
+    expect(old.length === 0).toBe(true);
+    expect(entries(e, e.feed(a, Buffer.from('PING\r\n'), 1))).toEqual([{ conn: a, data: 'PONG\r\n', flags: 0 }]);
+    expect(e.index === old).toBe(false);
+    e.free();
+  });
+
   it('leaves EOVERFLOW in status when a paused connection is fed past its bound, and closes it', () => {
     const e = new Engine({}, 0);
     const k = e.constants;
