@@ -71,11 +71,11 @@ void buf_free(balloc *al, bbuf *b)
 size_t u64_dec_len(uint64_t v)
 {
     size_t n = 1;
-    while (v >= 10) {
-        v /= 10;
-        n++;
+    while (v >= 10000) {
+        v /= 10000;
+        n += 4;
     }
-    return n;
+    return n + (v >= 10) + (v >= 100) + (v >= 1000);
 }
 
 static const char digit_pairs[201] =
@@ -84,27 +84,22 @@ static const char digit_pairs[201] =
     "8081828384858687888990919293949596979899";
 
 /* u64_to_dec writes v in decimal at p and returns the number of bytes. Two
- * digits per division: every reply carries a number. */
+ * digits per division, written in place from the end: every reply carries a
+ * number. */
 size_t u64_to_dec(uint8_t *p, uint64_t v)
 {
-    uint8_t tmp[20];
-    size_t n = 20;
-    if (v < 10) {
-        p[0] = (uint8_t)('0' + v);
-        return 1;
-    }
+    size_t n = u64_dec_len(v), i = n;
     while (v >= 100) {
         unsigned r = (unsigned)(v % 100);
         v /= 100;
-        tmp[--n] = (uint8_t)digit_pairs[2 * r + 1];
-        tmp[--n] = (uint8_t)digit_pairs[2 * r];
+        p[--i] = (uint8_t)digit_pairs[2 * r + 1];
+        p[--i] = (uint8_t)digit_pairs[2 * r];
     }
     if (v >= 10) {
-        tmp[--n] = (uint8_t)digit_pairs[2 * v + 1];
-        tmp[--n] = (uint8_t)digit_pairs[2 * v];
+        p[1] = (uint8_t)digit_pairs[2 * v + 1];
+        p[0] = (uint8_t)digit_pairs[2 * v];
     } else {
-        tmp[--n] = (uint8_t)('0' + v);
+        p[0] = (uint8_t)('0' + v);
     }
-    memcpy(p, tmp + n, 20 - n);
-    return 20 - n;
+    return n;
 }
