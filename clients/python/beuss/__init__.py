@@ -15,7 +15,7 @@ docs/PROTOCOL.md::
 
 from ._config import DEFAULT_HOST, DEFAULT_PORT
 from ._protocol import MAX_QUEUE_NAME, QueueInfo, queue_name_problem
-from .client import DEFAULT_PREFETCH, MAX_PREFETCH, Client, Consumer, connect
+from .client import DEFAULT_PREFETCH, MAX_PREFETCH, Client, Consumer, Pipeline, connect
 from .errors import (
     AlreadySubscribedError,
     BadArgsError,
@@ -44,6 +44,7 @@ __all__ = [
     "connect",
     "Client",
     "Consumer",
+    "Pipeline",
     "Message",
     "QueueInfo",
     "DEFAULT_HOST",

@@ -20,7 +20,7 @@ from .errors import (
 )
 from .message import Message
 
-__all__ = ["Client", "Consumer", "connect", "DEFAULT_PREFETCH", "MAX_PREFETCH"]
+__all__ = ["Client", "Consumer", "Pipeline", "connect", "DEFAULT_PREFETCH", "MAX_PREFETCH"]
 
 #: Messages a consumer lets the server push ahead of what it has handled (as the Node.js client).
 DEFAULT_PREFETCH = 64
@@ -301,28 +301,14 @@ class Client:
             raise server_error(reply[1], reply[2])
         return reply
 
-    def _pipelined(self, requests: Iterable[bytes], convert: Callable[[P.Reply], T], ok_ints: bool = False) -> List[Optional[T]]:
-        """Sends requests in chunks, at most two chunks unanswered; returns each reply converted.
+    def _exchange(self, requests: Iterable[bytes], ok_ints: bool = False) -> List[Any]:
+        """Sends requests in chunks, at most two chunks unanswered, and returns every raw reply in order.
 
-        A refused request gives None in its place; the first refusal is
-        raised once every reply is in, with the list in its ``results``.
+        ``ok_ints``: ``OK <n>`` replies come back as plain ints (read in bulk).
         """
         self._check_open()
-        results: List[Optional[T]] = []
-        first_error: Optional[ServerError] = None
+        replies: List[Any] = []
         pending: Deque[_Slot] = deque()
-
-        def collect(slot: _Slot) -> None:
-            nonlocal first_error
-            for reply in self._pump(slot, ok_ints=ok_ints):
-                if type(reply) is int:
-                    results.append(reply)  # type: ignore[arg-type]  # T is int for PUTs
-                elif reply[0] is P.ERR:
-                    if first_error is None:
-                        first_error = server_error(reply[1], reply[2])
-                    results.append(None)
-                else:
-                    results.append(convert(reply))
 
         def flush(batch: List[bytes]) -> None:
             slot = _Slot(len(batch))
@@ -340,15 +326,38 @@ class Client:
                 batch, size = [], 0
                 # Read the previous chunk's replies while this one is in flight.
                 while len(pending) > 1:
-                    collect(pending.popleft())
+                    replies += self._pump(pending.popleft(), ok_ints=ok_ints)
         if batch:
             flush(batch)
         while pending:
-            collect(pending.popleft())
+            replies += self._pump(pending.popleft(), ok_ints=ok_ints)
+        return replies
+
+    def _pipelined(self, requests: Iterable[bytes], convert: Callable[[P.Reply], T], ok_ints: bool = False) -> List[Optional[T]]:
+        """Sends requests pipelined and returns each reply converted.
+
+        A refused request gives None in its place; the first refusal is
+        raised once every reply is in, with the list in its ``results``.
+        """
+        results: List[Optional[T]] = []
+        first_error: Optional[ServerError] = None
+        for reply in self._exchange(requests, ok_ints):
+            if type(reply) is int:
+                results.append(reply)  # type: ignore[arg-type]  # T is int for PUTs
+            elif reply[0] is P.ERR:
+                if first_error is None:
+                    first_error = server_error(reply[1], reply[2])
+                results.append(None)
+            else:
+                results.append(convert(reply))
         if first_error is not None:
             first_error.results = results  # type: ignore[attr-defined]
             raise first_error
         return results
+
+    def pipeline(self) -> "Pipeline":
+        """Returns a :class:`Pipeline`: calls queued on it are sent together by ``execute()``."""
+        return Pipeline(self)
 
     # -- operations ------------------------------------------------------------------
 
@@ -511,6 +520,91 @@ class Client:
             # Pushes sent before the OK are in consumer._buf by now.
             if self._consumers.get(consumer.queue_bytes) is consumer:
                 del self._consumers[consumer.queue_bytes]
+
+
+class Pipeline:
+    """Requests queued without waiting, sent together by :meth:`execute` (as a redis-py pipeline).
+
+    Each method queues one request and returns the pipeline, so calls chain::
+
+        with c.pipeline() as p:
+            p.put("jobs", b"a").put("jobs", b"b").len("jobs")
+            stored_a, stored_b, length = p.execute()
+
+    Nothing is sent before ``execute()``; leaving a ``with`` block drops
+    what was not executed. Requests run on the server in order, but not as a
+    transaction: other clients' requests may run between them.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._requests: List[bytes] = []
+        self._converts: List[Callable[[P.Reply], Any]] = []
+
+    def __enter__(self) -> "Pipeline":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.reset()
+
+    def __len__(self) -> int:
+        return len(self._requests)
+
+    def reset(self) -> None:
+        """Drops the requests queued and not executed."""
+        self._requests = []
+        self._converts = []
+
+    def _queue(self, request: bytes, convert: Callable[[P.Reply], Any]) -> "Pipeline":
+        self._requests.append(request)
+        self._converts.append(convert)
+        return self
+
+    def put(self, queue: P.QueueName, data: P.Data) -> "Pipeline":
+        """Queues a :meth:`Client.put`; its result is the number of bytes stored."""
+        return self._queue(P.encode_put(P.queue_bytes(queue), P.payload_bytes(data)), lambda r: _ok_int(r, "PUT"))
+
+    def get(self, queue: P.QueueName, wait: Optional[float] = None) -> "Pipeline":
+        """Queues a :meth:`Client.get`; its result is the message or None. A ``wait`` holds the requests after it."""
+        q = P.queue_bytes(queue)
+        ms = 0 if wait is None else P.seconds_to_ms(wait, "wait")
+        return self._queue(b"GET %s WAIT %d\r\n" % (q, ms) if ms else b"GET %s\r\n" % q, lambda r: _msg_or_none(r, "GET"))
+
+    def peek(self, queue: P.QueueName) -> "Pipeline":
+        """Queues a :meth:`Client.peek`."""
+        return self._queue(b"PEEK %s\r\n" % P.queue_bytes(queue), lambda r: _msg_or_none(r, "PEEK"))
+
+    def len(self, queue: P.QueueName) -> "Pipeline":
+        """Queues a :meth:`Client.len`."""
+        return self._queue(b"LEN %s\r\n" % P.queue_bytes(queue), lambda r: _ok_int(r, "LEN"))
+
+    def purge(self, queue: P.QueueName) -> "Pipeline":
+        """Queues a :meth:`Client.purge`."""
+        return self._queue(b"PURGE %s\r\n" % P.queue_bytes(queue), lambda r: _ok_int(r, "PURGE"))
+
+    def execute(self, raise_on_error: bool = True) -> List[Any]:
+        """Sends every queued request, waits for all replies and returns their results in order.
+
+        With ``raise_on_error`` (the default), the first refusal is raised
+        once all replies are in, with the results (the exception in the
+        refused places) in its ``results``; otherwise the exceptions are
+        returned in place. The pipeline is empty afterwards.
+        """
+        requests, converts = self._requests, self._converts
+        self.reset()
+        results: List[Any] = []
+        first_error: Optional[ServerError] = None
+        for reply, convert in zip(self._client._exchange(requests), converts):
+            if reply[0] is P.ERR:
+                err = server_error(reply[1], reply[2])
+                first_error = first_error or err
+                results.append(err)
+            else:
+                results.append(convert(reply))
+        if first_error is not None and raise_on_error:
+            first_error.results = results  # type: ignore[attr-defined]
+            raise first_error
+        return results
 
 
 class Consumer:

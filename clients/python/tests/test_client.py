@@ -164,6 +164,39 @@ class BasicsTest(ServerTestCase):
         finally:
             t.join(30)
 
+    def test_pipeline_sends_mixed_requests_together(self):
+        c = self.connect()
+        q = self.q()
+        with c.pipeline() as p:
+            p.put(q, b"a").put(q, "b").len(q).peek(q).get(q).get(q).get(q).purge(q)
+            self.assertEqual(len(p), 8)
+            self.assertEqual(p.execute(), [1, 1, 2, b"a", b"a", b"b", None, 0])
+            self.assertEqual(len(p), 0)
+            self.assertEqual(p.execute(), [])
+        p = c.pipeline()
+        self.assertRaises(beuss.BadQueueNameError, p.put, "bad name", b"y")  # checked when queued
+        p.put(q, b"kept")
+        p.reset()
+        self.assertEqual(p.execute(), [])
+        self.assertEqual(c.len(q), 0)
+
+    def test_pipeline_errors_in_place(self):
+        c = self.connect()
+        q = self.q()
+        p = c.pipeline()
+        p.put(q, b"1")
+        p._queue(b"NOPE\r\n", lambda r: r)  # a request the server refuses, among others
+        p.put(q, b"2")
+        with self.assertRaises(beuss.UnknownCommandError) as cm:
+            p.execute()
+        self.assertEqual(cm.exception.results[0::2], [1, 1])
+        self.assertIsInstance(cm.exception.results[1], beuss.UnknownCommandError)
+        p.put(q, b"3")._queue(b"NOPE\r\n", lambda r: r)
+        results = p.execute(raise_on_error=False)
+        self.assertEqual(results[0], 1)
+        self.assertIsInstance(results[1], beuss.UnknownCommandError)
+        self.assertEqual(c.get_many(q, 10), [b"1", b"2", b"3"])
+
     def test_publish_and_subscribe_say_they_are_not_implemented(self):
         c = self.connect()
         with self.assertRaisesRegex(NotImplementedError, "not implement"):
