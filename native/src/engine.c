@@ -574,19 +574,34 @@ static bqueue *find_queue(beuss_engine *e, bview t)
     return q;
 }
 
-/* get_queue returns the queue named t, created if needed, or NULL when
- * memory runs out. */
-static bqueue *get_queue(beuss_engine *e, bview t)
+/* get_queue returns the queue named t, created if needed (then *created is
+ * set to 1), or NULL when memory runs out. */
+static bqueue *get_queue(beuss_engine *e, bview t, int *created)
 {
     bqueue *q = e->lastq;
+    *created = 0;
     if (q == NULL || !same_name(q, t)) {
+        size_t before = e->qt.count;
         q = qt_get(&e->qt, &e->al, t.p, t.n);
         if (q == NULL)
             return NULL;
+        *created = e->qt.count != before;
         e->lastq = q;
     }
     q_touch(e, q);
     return q;
+}
+
+/* undo_create removes q if this request created it and then failed, so that
+ * a refused request (FULL, INTERNAL) changes nothing, not even QUEUES. */
+static void undo_create(beuss_engine *e, bqueue *q, int created)
+{
+    if (!created || !queue_idle(q))
+        return;
+    heap_remove(&e->timers, &q->idle);
+    if (e->lastq == q)
+        e->lastq = NULL;
+    qt_remove(&e->qt, &e->al, q);
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -632,6 +647,7 @@ static int check_args(beuss_engine *e, bconn *c, const bframe *f, uint32_t lo, u
 static void do_put(beuss_engine *e, bconn *c, const bframe *f)
 {
     bqueue *q;
+    int created;
     switch (f->err) {
     case BE_NONE:
         break;
@@ -653,7 +669,7 @@ static void do_put(beuss_engine *e, bconn *c, const bframe *f)
         reply_err(e, c, BE_INTERNAL, "out of memory reading the message; nothing stored");
         return;
     }
-    q = get_queue(e, f->tok[1]);
+    q = get_queue(e, f->tok[1], &created);
     if (q == NULL) {
         reply_err(e, c, BE_INTERNAL, "out of memory creating the queue; nothing stored");
         return;
@@ -669,10 +685,12 @@ static void do_put(beuss_engine *e, bconn *c, const bframe *f)
     }
     if (e->cfg.max_queued_bytes && e->bytes + f->plen > e->cfg.max_queued_bytes) {
         e->st.rejected_full++;
+        undo_create(e, q, created);
         reply_err(e, c, BE_FULL, "the server's cap on queued bytes would be exceeded");
         return;
     }
     if (store_append(&q->st, &e->al, f->payload, f->plen) != 0) {
+        undo_create(e, q, created);
         reply_err(e, c, BE_INTERNAL, "out of memory storing the message; nothing stored");
         return;
     }
@@ -692,6 +710,7 @@ static void do_get(beuss_engine *e, bconn *c, const bframe *f, uint64_t now)
     bqueue *q;
     const uint8_t *p;
     size_t n;
+    int created;
     if (!check_args(e, c, f, 2, 4, usage))
         return;
     if (f->ntok == 3) {
@@ -720,7 +739,7 @@ static void do_get(beuss_engine *e, bconn *c, const bframe *f, uint64_t now)
         REPLY(e, c, "EMPTY\r\n");
         return;
     }
-    q = get_queue(e, f->tok[1]);
+    q = get_queue(e, f->tok[1], &created);
     if (q == NULL) {
         reply_err(e, c, BE_INTERNAL, "out of memory creating the queue");
         return;
@@ -730,6 +749,7 @@ static void do_get(beuss_engine *e, bconn *c, const bframe *f, uint64_t now)
         c->wt.at = (uint64_t)INT64_MAX;
     c->wt.kind = TK_WAIT;
     if (heap_insert(&e->timers, &e->al, &c->wt) != 0) {
+        undo_create(e, q, created);
         reply_err(e, c, BE_INTERNAL, "out of memory registering the wait");
         return;
     }
@@ -767,6 +787,7 @@ static void do_on(beuss_engine *e, bconn *c, const bframe *f)
     uint64_t credit = 1;
     bqueue *q;
     bsub *s;
+    int created;
     if (!check_args(e, c, f, 2, 4, usage))
         return;
     if (f->ntok == 3 || (f->ntok == 4 && !bp_tok_is(f->tok[2], "CREDIT"))) {
@@ -777,7 +798,7 @@ static void do_on(beuss_engine *e, bconn *c, const bframe *f)
         err_number(e, c, f->tok[3]);
         return;
     }
-    q = get_queue(e, f->tok[1]);
+    q = get_queue(e, f->tok[1], &created);
     if (q == NULL) {
         reply_err(e, c, BE_INTERNAL, "out of memory creating the queue");
         return;
@@ -788,6 +809,7 @@ static void do_on(beuss_engine *e, bconn *c, const bframe *f)
     }
     s = ba_malloc(&e->al, sizeof *s);
     if (s == NULL) {
+        undo_create(e, q, created);
         reply_err(e, c, BE_INTERNAL, "out of memory subscribing");
         return;
     }

@@ -665,6 +665,10 @@ static void test_full(void)
     h_feeds(&h, c, "PUT a 6\r\n123456\r\nPUT b 4\r\n1234\r\nPUT a 1\r\nx\r\nLEN a\r\n");
     EXPECT(&h, c, "OK 6\r\nOK 4\r\nERR FULL the server's cap on queued bytes would be exceeded\r\nOK 1\r\n");
     CHECK(h.flags[c] == 0);
+    /* A refused PUT does not even create its queue. */
+    h_feeds(&h, c, "PUT new 1\r\nx\r\nQUEUES\r\n");
+    EXPECT(&h, c, "ERR FULL the server's cap on queued bytes would be exceeded\r\n"
+                  "DATA 12\r\na 1 0\nb 1 0\n\r\n");
     /* A message handed straight to a consumer is not held: not FULL. */
     d = h_open(&h);
     h_feeds(&h, d, "ON z CREDIT 5\r\n");
@@ -678,7 +682,7 @@ static void test_full(void)
     {
         beuss_stats s;
         stats(&h, &s);
-        CHECK(s.rejected_full == 1);
+        CHECK(s.rejected_full == 2);
         CHECK(s.bytes == 9);
         CHECK(s.messages == 2);
     }
