@@ -170,18 +170,21 @@ export function helpText(version: string, limits: EngineLimits): string {
 
 Usage: beuss-server [options]
 
-Options (each overrides its environment variable):
-  --host <host>              listen address            BHOST            (default ${DEFAULTS.host})
-  --port <port>              TCP port, 0 = any free    BPORT            (default ${DEFAULTS.port})
-  --max-message-size <n>     bytes kept per message    BMAXMESSAGESIZE  (default ${limits.DEFAULT_MAX_MESSAGE_SIZE})
-  --oversize truncate|reject PUT past the maximum:     BOVERSIZE        (default ${DEFAULTS.oversize})
-                             keep the first bytes and reply OK <stored>, or reply ERR TOO_LARGE
-  --max-connections <n>      clients at once           BMAXCONNECTIONS  (default ${DEFAULTS.maxConnections})
-  --max-queued-bytes <n>     payload bytes held in all BMAXQUEUEDBYTES  (default ${DEFAULTS.maxQueuedBytes}, 1 GiB;
-                             queues; PUT past it gets ERR FULL            0 = no cap)
-  --max-line <n>             request header line bytes BMAXLINE         (default ${limits.DEFAULT_MAX_LINE})
-  -h, --help                 print this help and exit
-  -v, --version              print the version and exit
+Options (a flag overrides its environment variable):
+  --host <host>               BHOST            listen address (default ${DEFAULTS.host})
+  --port <port>               BPORT            TCP port, 0 = any free one (default ${DEFAULTS.port})
+  --max-message-size <n>      BMAXMESSAGESIZE  payload bytes kept per message (default ${limits.DEFAULT_MAX_MESSAGE_SIZE})
+  --oversize truncate|reject  BOVERSIZE        a PUT over the maximum keeps its first bytes and
+                                               replies OK <stored> (truncate), or stores nothing
+                                               and replies ERR TOO_LARGE (reject) (default ${DEFAULTS.oversize})
+  --max-connections <n>       BMAXCONNECTIONS  clients served at once; more get
+                                               ERR TOO_MANY_CONNECTIONS (default ${DEFAULTS.maxConnections})
+  --max-queued-bytes <n>      BMAXQUEUEDBYTES  payload bytes held in all queues; a PUT past it
+                                               gets ERR FULL; 0 = no cap (default 1g = ${DEFAULTS.maxQueuedBytes})
+  --max-line <n>              BMAXLINE         request header line bytes, line end included
+                                               (${limits.MIN_MAX_LINE} to ${limits.MAX_MAX_LINE}, default ${limits.DEFAULT_MAX_LINE})
+  -h, --help                                   print this help and exit
+  -v, --version                                print the version and exit
 
 Sizes accept a k, m or g suffix (powers of 1024). SIGINT or SIGTERM stops the
 server: it stops accepting, answers what it owes, then exits with code 0.
