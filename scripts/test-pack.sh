@@ -9,7 +9,10 @@
 #  B. from a tarball with no prebuild and no compiler: the install fails with a
 #     message naming the platform and what to install;
 #  C. from a tarball with no prebuild, compilers present: the install compiles
-#     the addon from source with cmake-js, and the server and CLI work with it.
+#     the addon from source with cmake-js, and the server and CLI work with it;
+#  D. the full tarball with npm_config_build_from_source=true (what
+#     `npm install --build-from-source` sets): compiles although a prebuild
+#     matches, and the server loads the compiled addon (build/ comes first).
 #
 # Usage: bash scripts/test-pack.sh     (KEEP=1 keeps the work folder)
 # Needs the npm registry (or npm's cache) for the package's dependencies.
@@ -228,4 +231,16 @@ check_mapped "$ADDON"
 cli_round_trip "$C" "$PATH"
 stop_server
 
-say "all passed: A (prebuild, no compiler), B (no prebuild, no compiler: clear failure), C (source build)"
+say "D: install the full tarball with npm_config_build_from_source=true: must compile although a prebuild matches"
+D="$WORK/d"
+install_into_env() { npm_config_build_from_source=true install_into "$@"; }
+install_into_env "$D" "$TGZ" "$PATH" > "$WORK/d-install.log" 2>&1 || { tail -n 40 "$WORK/d-install.log"; fail "the forced source build failed"; }
+grep 'beuss:' "$WORK/d-install.log"
+grep -q 'building from source as requested' "$WORK/d-install.log" || fail "the install did not honour npm_config_build_from_source"
+ADDON="$D/node_modules/beuss/build/Release/beuss_native.node"
+[ -f "$ADDON" ] || fail "no $ADDON after a forced source install"
+start_server "$D" "$PATH"
+check_mapped "$ADDON"
+stop_server
+
+say "all passed: A (prebuild, no compiler), B (no prebuild, no compiler: clear failure), C (source build), D (forced source build)"
