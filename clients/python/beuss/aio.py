@@ -96,6 +96,7 @@ class Client:
         self._flush_scheduled = False
         self._closed_reason: Optional[str] = None
         self._end_error: Optional[BeussError] = None
+        self._quitting = False  # QUIT sent: the server closing is expected
         self._ended = self._loop.create_future()
         self._read_task = self._loop.create_task(self._read_loop())
 
@@ -115,12 +116,23 @@ class Client:
         """Returns True once the client is closed or its connection was lost."""
         return self._closed_reason is not None
 
-    async def close(self) -> None:
-        """Closes the connection after sending what is pending. Idempotent.
+    async def close(self, force: bool = False) -> None:
+        """Closes the connection. Idempotent.
 
-        Calls still waiting for a reply fail with ConnectionError; consumers
-        end, dropping messages pushed but not yet handed out.
+        By default it first waits for the replies of every call made before
+        (``QUIT``: the server answers everything before it, then closes), as
+        the Node.js client does; with ``force=True`` it closes at once and
+        calls still waiting fail with ConnectionError (``CONNECTION_CLOSED``).
+        Consumers end, dropping messages pushed but not yet handed out.
         """
+        if self._closed_reason is None and not force and any(s.future is not None for s in self._slots):
+            self._quitting = True
+            quit_reply = self._send(b"QUIT\r\n", 1)
+            assert quit_reply is not None
+            try:
+                await asyncio.shield(quit_reply)
+            except BeussError:
+                pass  # the connection ended first: the calls waiting were told
         if self._closed_reason is None:
             self._flush()
             self._end("the client was closed", None)
@@ -148,7 +160,7 @@ class Client:
                 slot.future.set_exception(self._closed_error())
         self._slots.clear()
         for consumer in self._consumers.values():
-            consumer._ended(error if error is not None else None)
+            consumer._ended(error)
         self._consumers.clear()
         if not self._ended.done():
             self._ended.set_result(error)
@@ -171,7 +183,11 @@ class Client:
             while True:
                 data = await self._reader.read(_READ_SIZE)
                 if not data:
-                    self._end("the server closed the connection", self._lost_error("CONNECTION_CLOSED", "the server closed the connection"))
+                    if self._quitting:
+                        self._end("the client was closed", None)
+                    else:
+                        why = "the server closed the connection"
+                        self._end(why, self._lost_error("CONNECTION_CLOSED", why))
                     return
                 parser.feed(data)
                 while True:
@@ -197,6 +213,9 @@ class Client:
             self._end(str(e), e)
         except OSError as e:
             self._end(str(e), self._lost_error(ConnectionError.code_of(e), str(e)))
+        except Exception as e:
+            # A bug must not leave every caller waiting forever.
+            self._end(f"the client failed on data from the server: {e!r}", ProtocolError(f"the client failed on data from the server: {e!r}"))
 
     def _lost_error(self, code: str, why: str) -> ConnectionError:
         return ConnectionError(code, f"beuss at {self.host}:{self.port}: connection lost: {why}", self.host, self.port)
@@ -317,6 +336,9 @@ class Client:
             await self._writer.drain()
         except OSError as e:
             self._end(str(e), self._lost_error(ConnectionError.code_of(e), str(e)))
+        except Exception as e:
+            # A bug must not leave every caller waiting forever.
+            self._end(f"the client failed on data from the server: {e!r}", ProtocolError(f"the client failed on data from the server: {e!r}"))
             raise self._closed_error() from e
 
     # -- operations --------------------------------------------------------------------------

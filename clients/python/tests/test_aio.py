@@ -101,6 +101,26 @@ class AioBasicsTest(AioTestCase):
         await producer.put(q, b"mine")
         self.assertEqual(await c.get(q), b"mine")
 
+    async def test_close_waits_for_calls_made_before(self):
+        c = await beuss.aio.connect(self.server.host, self.server.port)
+        q = self.q()
+        puts = [asyncio.ensure_future(c.put(q, b"%d" % i)) for i in range(100)]
+        await asyncio.sleep(0)  # the tasks have queued their requests
+        await c.close()
+        self.assertEqual([p.result() for p in puts], [len(b"%d" % i) for i in range(100)])
+        self.assertIsNone(await c.wait_closed())
+        other = await self.connect()
+        self.assertEqual(await other.len(q), 100)
+
+    async def test_forced_close_fails_the_calls_waiting(self):
+        c = await beuss.aio.connect(self.server.host, self.server.port)
+        waiting = asyncio.ensure_future(c.get(self.q(), wait=30))
+        await asyncio.sleep(0)
+        await c.close(force=True)
+        with self.assertRaises(beuss.ConnectionError) as cm:
+            await waiting
+        self.assertEqual(cm.exception.code, "CONNECTION_CLOSED")
+
     async def test_errors(self):
         c = await self.connect()
         with self.assertRaises(beuss.BadQueueNameError):
