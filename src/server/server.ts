@@ -23,9 +23,12 @@ const QUIET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT'
 // the socket is paused, well below the engine's own bound on kept input.
 const WAIT_READ_LIMIT = 256 * 1024;
 
-// A socket we ended is destroyed if its peer has neither read what is left
-// nor closed after this long, so a client that stops reading cannot pin it.
+// A socket we ended is destroyed if its peer has not closed LINGER_MS after
+// it read the last byte, or LINGER_MAX_MS after the end whatever happens, so
+// a client that stops reading or never closes cannot pin it; a slow reader
+// still gets a large last reply.
 const LINGER_MS = 10_000;
+const LINGER_MAX_MS = 60_000;
 
 /** One client connection and the state that decides whether we read it. */
 class Conn {
@@ -375,9 +378,13 @@ export class BeussServer {
     // closing with unread input would reset the connection, and the client
     // could lose the last reply (an ERR that explains the close).
     socket.resume();
-    const t = setTimeout(() => socket.destroy(), this.#stopping ? this.#config.shutdownTimeoutMs : LINGER_MS);
-    t.unref();
-    socket.once('close', () => clearTimeout(t));
+    // At a stop, the stop's own hard timeout applies.
+    if (this.#stopping) return;
+    const timers = [setTimeout(() => socket.destroy(), LINGER_MAX_MS).unref()];
+    const afterFlush = () => timers.push(setTimeout(() => socket.destroy(), LINGER_MS).unref());
+    if (socket.writableFinished) afterFlush();
+    else socket.once('finish', afterFlush);
+    socket.once('close', () => timers.forEach(clearTimeout));
   }
 
   /** Arms the single engine timer at engine.nextDeadline(). */

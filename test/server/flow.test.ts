@@ -49,18 +49,19 @@ describe('GET WAIT', () => {
   it('one server timer serves many deadlines: every waiter gets its EMPTY, a PUT goes to the first in line', async () => {
     const p = await Client.connect(server.port);
     const waiters = await Promise.all(Array.from({ length: 40 }, () => Client.connect(server.port)));
-    // Deadlines from 50 ms to 440 ms, started in reverse order of expiry.
+    // Deadlines from 50 ms to 440 ms, started roughly in reverse order of expiry.
     for (let i = waiters.length - 1; i >= 0; i--) await waiters[i]!.send(`GET timers WAIT ${50 + i * 10}\r\n`);
     await eventually(async () => (await waitingCount(p)) === 40 || waiters[0]!.available() > 0, 'the GETs to wait');
     await p.send(put('timers', 'for the first in line'));
     expect(await p.line()).toBe('OK 21');
     const lines = await Promise.all(waiters.map((w) => w.line()));
-    // The first waiter to start (the last one created) got the message, every other one EMPTY.
+    // One waiter got the message (the order among waiters is checked by the
+    // next test, with each wait confirmed before the next starts); every
+    // other one got EMPTY when its own deadline passed.
     const got = lines.filter((l) => l === 'MSG 21');
     expect(got.length + lines.filter((l) => l === 'EMPTY').length).toBe(40);
     expect(got.length).toBeLessThanOrEqual(1);
-    if (got.length === 1) expect(lines[39]).toBe('MSG 21');
-    else expect((await p.request('LEN timers\r\n')).line).toBe('OK 1');
+    if (got.length === 0) expect((await p.request('LEN timers\r\n')).line).toBe('OK 1');
     for (const w of waiters) w.destroy();
     p.destroy();
   });
