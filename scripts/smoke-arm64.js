@@ -5,7 +5,8 @@
 // PREBUILDS_ONLY=1 (so it can only load prebuilds/linux-arm64/beuss.node), and a
 // second arm64 Node process drives it through the client library: PUT/GET of
 // binary data, an empty GET, an ON consumer receiving messages in order, and a
-// direct round trip through the engine.
+// direct round trip through the engine; then the beuss CLI, also on arm64,
+// round-trips binary bytes through the same server.
 //
 //   node scripts/smoke-arm64.js          (builds the arm64 prebuild first if missing)
 //
@@ -122,6 +123,17 @@ async function host() {
       timeout: CLIENT_TIMEOUT_MS,
     });
     if (client.status !== 0) die(`the arm64 client failed (${client.status ?? client.error ?? client.signal})`);
+
+    // The CLI on arm64 too: binary stdin in with PUT, the same bytes out with GET.
+    const cliEnv = { ...env, BHOST: '127.0.0.1', BPORT: String(port) };
+    const cli = path.join(ROOT, 'bin', 'beuss.js');
+    const payload = Buffer.concat([Buffer.from('arm64 cli\0\r\n'), Buffer.alloc(2000, 0xfe)]);
+    const put = spawnSync(...underQemu(node, [cli, 'PUT', 'smoke-cli']), { env: cliEnv, input: payload, timeout: CLIENT_TIMEOUT_MS });
+    if (put.status !== 0) die(`beuss PUT under qemu exited ${put.status ?? put.signal}: ${put.stderr}`);
+    const get = spawnSync(...underQemu(node, [cli, 'GET', 'smoke-cli']), { env: cliEnv, timeout: CLIENT_TIMEOUT_MS });
+    if (get.status !== 0) die(`beuss GET under qemu exited ${get.status ?? get.signal}: ${get.stderr}`);
+    if (Buffer.compare(get.stdout, payload) !== 0) die(`beuss GET returned ${get.stdout.length} bytes, not the ${payload.length} put`);
+    log(`CLI: PUT then GET of ${payload.length} binary bytes round-tripped`);
   } catch (e) {
     die(e.message);
   } finally {
