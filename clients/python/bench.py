@@ -76,6 +76,20 @@ def py_get_many(host: str, port: int, queue: str, msgs: List[bytes]) -> float:
     return len(msgs) / took
 
 
+def py_round_trips(host: str, port: int, queue: str, msgs: List[bytes]) -> Tuple[float, float]:
+    with beuss.connect(host, port) as c:
+        c.purge(queue)
+        t0 = time.perf_counter()
+        for m in msgs:
+            c.put(queue, m)
+        t_put = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        got = [c.get(queue) for _ in msgs]
+        t_get = time.perf_counter() - t0
+    check_sequence([g for g in got if g is not None], len(msgs))
+    return len(msgs) / t_put, len(msgs) / t_get
+
+
 def py_aio(host: str, port: int, queue: str, msgs: List[bytes], prefetch: int) -> Tuple[float, float]:
     async def run() -> Tuple[float, float]:
         async with beuss.aio.connect(host, port) as c:
@@ -196,6 +210,12 @@ def main() -> None:
         print(f"{name:<16} {statistics.median(puts):>14,.0f} {statistics.median(gets):>14,.0f} {statistics.median(cpus):>13.2f}")
     gm = statistics.median(py_get_many(args.host, port, "bench-getmany", msgs) for _ in range(args.runs))
     print(f"{'python get_many':<16} {'':>14} {gm:>14,.0f}   (pipelined GETs instead of push)")
+    few = msgs[: max(1, args.count // 20)]
+    rt_put, rt_get = zip(*(py_round_trips(args.host, port, "bench-rt", few) for _ in range(args.runs)))
+    print(
+        f"{'python put/get':<16} {statistics.median(rt_put):>14,.0f} {statistics.median(rt_get):>14,.0f}"
+        f"   (one round trip per message, {len(few)} messages)"
+    )
     if server is not None:
         server.terminate()
         server.wait(15)
