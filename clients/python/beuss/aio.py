@@ -463,9 +463,9 @@ class Client:
 class Consumer:
     """One ``ON`` subscription, read with ``async for``; see :class:`beuss.Consumer` for delivery rules.
 
-    ``async with`` closes it on exit (a plain ``break`` out of ``async for``
-    leaves it subscribed until :meth:`close`). ``await consumer.next(timeout)``
-    waits at most ``timeout`` seconds.
+    ``async with`` unsubscribes on exit (a plain ``break`` out of ``async
+    for`` leaves it subscribed until :meth:`unsubscribe` or :meth:`close`).
+    ``await consumer.next(timeout)`` waits at most ``timeout`` seconds.
     """
 
     def __init__(self, client: Client, queue: bytes, prefetch: int, max: Optional[int]) -> None:
@@ -541,7 +541,7 @@ class Consumer:
             # A message is here: no coroutine of next() needed.
             msg = self._take()
             if self._active and self.max is not None and self._handed >= self.max:
-                await self.close()
+                await self.unsubscribe()
             return msg
         waited = await self.next()
         if waited is None:
@@ -552,7 +552,7 @@ class Consumer:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
-        await self.close()
+        await self.unsubscribe()
 
     async def next(self, timeout: Optional[float] = None) -> Optional[Message]:
         """Returns the next message, waiting at most ``timeout`` seconds (None: no limit).
@@ -578,7 +578,7 @@ class Consumer:
             return None
         msg = self._take()
         if self._active and self.max is not None and self._handed >= self.max:
-            await self.close()
+            await self.unsubscribe()
         return msg
 
     def _take(self) -> Message:
@@ -600,6 +600,13 @@ class Consumer:
 
     async def close(self) -> List[Message]:
         """Ends the subscription (``OFF``) and returns the messages pushed but not yet handed out. Idempotent."""
+        await self.unsubscribe()
+        left = [Message(self.queue, d) for d in self._buf]
+        self._buf.clear()
+        return left
+
+    async def unsubscribe(self) -> None:
+        """Ends the subscription (``OFF``); messages already pushed stay here for ``async for`` to hand out. Idempotent."""
         if self._active:
             self._active = False
             if not self._client.closed:
@@ -612,9 +619,6 @@ class Consumer:
                 pass
             finally:
                 self._client._release(self)
-        left = [Message(self.queue, d) for d in self._buf]
-        self._buf.clear()
-        return left
 
 
 class _Connecting:

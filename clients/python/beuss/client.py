@@ -613,11 +613,14 @@ class Consumer:
     Iterate over it to receive :class:`~beuss.Message` objects in queue
     order; the loop blocks until the next message arrives and ends when the
     consumer is closed or ``max`` is reached. ``next(timeout)`` waits at most
-    ``timeout`` seconds. ``close()`` or leaving a ``with`` block ends the
-    subscription. Delivery is at-most-once: the server removes a message
-    when it pushes it, so messages pushed but not yet handed out are returned
-    by ``close()``; when the connection is lost, the buffered ones are handed
-    out first, then ConnectionError is raised.
+    ``timeout`` seconds.
+
+    Delivery is at-most-once: the server removes a message when it pushes
+    it. So ending the subscription never drops what was already pushed:
+    ``unsubscribe()`` (or leaving a ``with`` block) sends ``OFF`` and keeps
+    those messages for the loop to hand out before it ends; ``close()``
+    sends ``OFF`` and returns them. When the connection is lost, the
+    buffered ones are handed out first, then ConnectionError is raised.
     """
 
     def __init__(self, client: Client, queue: bytes, prefetch: int, max: Optional[int]) -> None:
@@ -662,7 +665,7 @@ class Consumer:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.close()
+        self.unsubscribe()
 
     def next(self, timeout: Optional[float] = None) -> Optional[Message]:
         """Returns the next message, waiting at most ``timeout`` seconds (None: no limit).
@@ -687,7 +690,7 @@ class Consumer:
         self._handed += 1
         if self._active:
             if self.max is not None and self._handed >= self.max:
-                self.close()
+                self.unsubscribe()
             else:
                 self._handled_since_grant += 1
                 if self._handled_since_grant >= self._batch:
@@ -704,16 +707,20 @@ class Consumer:
             self._granted += n
             self._client._grant(self, n)
 
+    def unsubscribe(self) -> None:
+        """Ends the subscription (``OFF``); messages already pushed stay here for the loop to hand out. Idempotent."""
+        if self._active:
+            self._active = False
+            if not self._client.closed:
+                self._client._off(self)
+
     def close(self) -> List[Message]:
         """Ends the subscription (``OFF``) and returns the messages pushed but not yet handed out.
 
         Those messages were already taken from the queue: handle them or put
         them back. Idempotent; a no-op when the connection is closed.
         """
-        if self._active:
-            self._active = False
-            if not self._client.closed:
-                self._client._off(self)
+        self.unsubscribe()
         left = [Message(self.queue, d) for d in self._buf]
         self._buf.clear()
         return left

@@ -174,6 +174,19 @@ class AioConsumeTest(AioTestCase):
         left = await consumer.close()
         self.assertEqual([m.data for m in left], [b"2", b"3", b"4", b"5"])
 
+    async def test_leaving_async_with_keeps_what_was_pushed(self):
+        producer = await self.connect()
+        c = await self.connect()
+        q = self.q()
+        await producer.put_many(q, [b"%d" % i for i in range(10)])
+        async with c.consume(q, prefetch=8) as consumer:
+            async for m in consumer:
+                self.assertEqual(m.data, b"0")
+                break
+        self.assertFalse(consumer.active)
+        self.assertEqual(await producer.len(q), 2)
+        self.assertEqual([m.data async for m in consumer], [b"%d" % i for i in range(1, 8)])
+
     async def test_two_consumers_share_a_queue(self):
         producer = await self.connect()
         a_client = await self.connect()

@@ -254,6 +254,21 @@ class ConsumeTest(ServerTestCase):
         self.assertEqual([m.data for m in left], [b"2", b"3", b"4", b"5"])
         self.assertEqual(producer.len(q), 94)
 
+    def test_leaving_the_with_block_keeps_what_was_pushed(self):
+        producer = self.connect()
+        c = self.connect()
+        q = self.q()
+        producer.put_many(q, [b"%d" % i for i in range(10)])
+        with c.consume(q, prefetch=8) as consumer:
+            for m in consumer:
+                self.assertEqual(m.data, b"0")
+                break
+        self.assertFalse(consumer.active)
+        self.assertEqual(producer.len(q), 2)  # 8 were pushed, none more after OFF
+        # Nothing pushed is dropped: the loop hands out the rest, then ends.
+        self.assertEqual([m.data for m in consumer], [b"%d" % i for i in range(1, 8)])
+        self.assertEqual(consumer.close(), [])
+
     def test_max_takes_no_more_than_asked(self):
         producer = self.connect()
         c = self.connect()
