@@ -3,7 +3,7 @@
 // oversize modes at the limit.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../helpers/server';
-import { Client, eventually, put } from './util';
+import { Client, eventually, put, rng } from './util';
 
 let server: RunningServer;
 
@@ -58,6 +58,47 @@ describe('payloads', () => {
     expect(get.payload!.equals(p)).toBe(true);
     expect(await c.line()).toBe('PONG');
     c.destroy();
+  });
+
+  it('answers a transcript sent in random splits exactly as the same transcript sent whole', async () => {
+    const next = rng(2026);
+    /** Returns the transcript for queue q and the number of replies it asks for. */
+    const transcript = (q: string): [Buffer, number] => {
+      const r = rng(7); // the same requests for both connections
+      const parts: Buffer[] = [];
+      let replies = 0;
+      for (let i = 0; i < 400; i++) {
+        const k = r() % 8;
+        if (k < 3) {
+          const p = Buffer.alloc(r() % 300);
+          for (let j = 0; j < p.length; j++) p[j] = r() & 255;
+          parts.push(put(q, p));
+        } else if (k === 3) parts.push(Buffer.from(`GET ${q}\r\n`));
+        else if (k === 4) parts.push(Buffer.from(`PEEK ${q}\n`));
+        else if (k === 5) parts.push(Buffer.from(`LEN ${q}\r\n`));
+        else if (k === 6) parts.push(Buffer.from(`  ping \r\n\r\n`));
+        else parts.push(Buffer.from(`NOPE ${q}\r\n`));
+        replies++;
+      }
+      return [Buffer.concat(parts), replies];
+    };
+    const [whole, n] = transcript('split-a');
+    const [split] = transcript('split-b');
+    const a = await Client.connect(server.port);
+    const b = await Client.connect(server.port);
+    await a.send(whole);
+    for (let off = 0; off < split.length; ) {
+      const len = 1 + (next() % 97);
+      await b.send(split.subarray(off, off + len));
+      off += len;
+      if (next() % 4 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await a.until(() => a.frames.length === n, `${n} replies on the whole connection`);
+    await b.until(() => b.frames.length === n, `${n} replies on the split connection`);
+    const norm = (c: Client) => c.frames.map((f) => `${f.line.replace(/split-[ab]/, 'Q')}|${f.payload?.toString('hex') ?? ''}`);
+    expect(norm(b)).toEqual(norm(a));
+    a.destroy();
+    b.destroy();
   });
 
   it('keeps FIFO order over 100,000 pipelined PUTs, read back by pipelined GETs', async () => {

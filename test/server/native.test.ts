@@ -2,6 +2,7 @@
 // Buffer and index format, flags, statuses, constants and argument checks.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { Engine, EngineError, engineConstants } from '../../src/native';
 import { ROOT } from '../helpers/server';
@@ -183,6 +184,36 @@ describe('native engine binding', () => {
     expect(() => new Engine({ oversize: 'drop' as 'reject' })).toThrow(/oversize/);
     e.free();
     expect(() => e.stats()).toThrow(/freed/);
+  });
+
+  it('loads and runs in several worker threads at once (no global state in the addon)', async () => {
+    // Plain CommonJS in the worker, loading the compiled loader the server uses.
+    const code = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      const { Engine } = require(workerData.loader);
+      const e = new Engine({}, 0);
+      const a = e.open();
+      let out = '';
+      for (let i = 0; i < 1000; i++) {
+        const b = e.feed(a, Buffer.from('PUT w' + workerData.n + ' 3\\r\\nabc\\r\\n'), 1);
+        if (b) out = b.toString();
+      }
+      const stats = e.stats();
+      e.free();
+      parentPort.postMessage({ out, puts: stats.puts, messages: stats.messages });
+    `;
+    const loader = path.join(ROOT, 'dist', 'cjs', 'native.js');
+    const results = await Promise.all(
+      [1, 2, 3].map(
+        (n) =>
+          new Promise<{ out: string; puts: number; messages: number }>((resolve, reject) => {
+            const w = new Worker(code, { eval: true, workerData: { loader, n } });
+            w.once('message', resolve);
+            w.once('error', reject);
+          }),
+      ),
+    );
+    for (const r of results) expect(r).toEqual({ out: 'OK 3\r\n', puts: 1000, messages: 1000 });
   });
 
   it('stats() counts what went through', () => {
