@@ -60,6 +60,10 @@ export async function main(argv: readonly string[]): Promise<void> {
     return;
   }
   const config = parsed.config;
+  // A closed stdout or stderr (a supervisor that read the start line and
+  // went away) must not bring the server down with EPIPE.
+  process.stdout.on('error', () => {});
+  process.stderr.on('error', () => {});
   const server = new BeussServer(config, log);
   // Handlers go in before the start line is printed: whoever reads that
   // line may signal at once.
