@@ -202,7 +202,9 @@ export class Connection {
 
   private ensure(need: number): void {
     if (this.out && this.outLen + need <= this.out.length) return;
-    const size = Math.max(this.opts.flushThreshold, this.outLen + need, this.out ? this.out.length * 2 : 0);
+    // Start small (Node pools allocations under 4 KiB, so one request per tick costs no malloc)
+    // and double: a batch of any size is copied O(1) times per byte on average.
+    const size = Math.max(1024, this.outLen + need, this.out ? this.out.length * 2 : 0);
     const next = Buffer.allocUnsafe(size);
     if (this.out && this.outLen > 0) this.out.copy(next, 0, 0, this.outLen);
     this.out = next;
