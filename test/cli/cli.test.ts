@@ -327,6 +327,12 @@ describe('the other commands', () => {
     expect(sj.max_message_size).toBe(10240);
     expect(sj.oversize).toBe('truncate');
 
+    const dir = tmpDir();
+    expect((await beuss(['PEEK', q, path.join(dir, 'head.bin'), ...at])).code).toBe(0);
+    expect(fs.readFileSync(path.join(dir, 'head.bin'), 'utf8')).toBe('head');
+    expect((await beuss(['GET', q, '-', ...at])).stdout.toString()).toBe('head');
+    await beuss(['PUT', q, '-', ...at], { input: 'head' });
+
     const purge = await beuss(['PURGE', q, ...at]);
     expect(purge.stdout.toString()).toBe('2\n');
     expect((await beuss(['LEN', q, ...at])).stdout.toString()).toBe('0\n');

@@ -247,6 +247,20 @@ describe('consume', () => {
     await c.close();
   });
 
+  it('ends a for await loop normally when the client is closed', async () => {
+    const c = await open();
+    const q = fresh();
+    await c.put(q, JSON.stringify({ n: 1 }));
+    const got: unknown[] = [];
+    const loop = (async () => {
+      for await (const m of c.consume(q)) got.push(m.json());
+    })();
+    await until(() => got.length === 1, 'the message');
+    await c.close();
+    await loop;
+    expect(got).toEqual([{ n: 1 }]);
+  });
+
   it('rejects closed when the handler throws', async () => {
     const c = await open();
     const q = fresh();
