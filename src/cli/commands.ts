@@ -11,7 +11,7 @@ type Command = (p: ParsedArgs) => Promise<number>;
 
 const CONNECTION_OPTIONS = ['host', 'port', 'help', 'version'];
 
-// Checks positional count and options of a verb; returns the queue name when the verb takes one.
+// Checks the positional count and the options of a verb, and the queue name when it takes one; throws usage errors.
 function check(p: ParsedArgs, verb: string, positional: [min: number, max: number], options: string[] = []): void {
   const [min, max] = positional;
   if (p.args.length < min) throw usageError(`${verb} needs ${min === 1 ? 'a queue name' : `${min} arguments`}`);

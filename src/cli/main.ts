@@ -31,7 +31,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(usage());
     return EXIT.USAGE;
   }
-  if (!VERBS[verb]) return report(usageError(`unknown command '${parsed.verb}'; run 'beuss --help'`));
+  if (!Object.hasOwn(VERBS, verb)) return report(usageError(`unknown command '${verb}'`));
   if (opts.has('help')) {
     process.stdout.write(verbUsage(verb));
     return EXIT.OK;
