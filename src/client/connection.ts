@@ -23,6 +23,12 @@ export interface ClientCounters {
   pushes: number;
   /** Requests still waiting for their reply. */
   pending: number;
+  /**
+   * Request bytes not yet taken by the kernel (the client's batch plus the
+   * socket's queue). It grows when calls outpace the server: a producer that
+   * does not await its calls can watch it and slow down.
+   */
+  bufferedBytes: number;
 }
 
 interface Waiter {
@@ -68,6 +74,7 @@ export class Connection {
     replies: 0,
     pushes: 0,
     pending: 0,
+    bufferedBytes: 0,
   };
 
   private constructor(
@@ -115,7 +122,11 @@ export class Connection {
 
   /** Returns a snapshot of the counters. */
   counters(): ClientCounters {
-    return { ...this.c, pending: this.waiters.length - this.waitHead };
+    return {
+      ...this.c,
+      pending: this.waiters.length - this.waitHead,
+      bufferedBytes: this.outLen + (this.socket.destroyed ? 0 : this.socket.writableLength),
+    };
   }
 
   /** True once the connection has ended or is closing. */

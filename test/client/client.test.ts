@@ -127,6 +127,7 @@ describe('pipelining', () => {
     const stored = await Promise.all(puts);
     expect(stored.every((s, i) => s === `m${i}`.length)).toBe(true);
     const writes = c.counters().socketWrites - before;
+    expect(c.counters()).toMatchObject({ pending: 0, bufferedBytes: 0 });
     expect(writes).toBeGreaterThan(0);
     expect(writes).toBeLessThan(100);
     const gets: Array<Promise<Buffer | null>> = [];
@@ -140,7 +141,11 @@ describe('pipelining', () => {
   it('sends requests made in one tick as one write', async () => {
     const c = await open();
     const before = c.counters().socketWrites;
-    await Promise.all([c.ping(), c.len('a'), c.put('a', 'x'), c.get('a')]);
+    const calls = [c.ping(), c.len('a'), c.put('a', 'x'), c.get('a')];
+    // Not written yet: batched until the end of this tick.
+    expect(c.counters()).toMatchObject({ socketWrites: before, pending: 4 });
+    expect(c.counters().bufferedBytes).toBe(Buffer.byteLength('PING\r\nLEN a\r\nPUT a 1\r\nx\r\nGET a\r\n'));
+    await Promise.all(calls);
     expect(c.counters().socketWrites - before).toBe(1);
     await c.close();
   });
