@@ -151,6 +151,34 @@ describe('pipelining', () => {
   });
 });
 
+describe('pipelining limits', () => {
+  it('writes at once, not at the end of the tick, past the flush threshold', async () => {
+    const c = await open();
+    const q = fresh();
+    const before = c.counters().socketWrites;
+    const small = c.put(q, 'a');
+    expect(c.counters().socketWrites).toBe(before);
+    const big = c.put(q, Buffer.alloc(70_000, 2));
+    // The small request and the big one went out together, synchronously.
+    expect(c.counters().socketWrites).toBe(before + 1);
+    expect(c.counters().bufferedBytes).toBeLessThanOrEqual(70_100);
+    expect(await small).toBe(1);
+    expect(await big).toBe(10_240);
+    await c.close();
+  });
+
+  it('copies the message at the call, so the caller may reuse its buffer at once', async () => {
+    const c = await open();
+    const q = fresh();
+    const buf = Buffer.from('original');
+    const put = c.put(q, buf);
+    buf.fill(0x21);
+    await put;
+    expect((await c.get(q))!.toString()).toBe('original');
+    await c.close();
+  });
+});
+
 describe('consume', () => {
   it('iterates messages in order with for await, and break stops it', async () => {
     const c = await open();
