@@ -160,6 +160,13 @@ describe('PUT', () => {
     expect((await beuss(['GET', q, ...at])).stdout.toString()).toBe('two');
   });
 
+  it('--lines drops the CR of CRLF line ends and keeps empty lines', async () => {
+    const q = fresh();
+    expect((await beuss(['PUT', q, '--lines', ...at], { input: 'a\r\n\r\nb\n' })).code).toBe(0);
+    const r = await beuss(['ON', q, '-0', '--count', '3', ...at]);
+    expect(r.stdout.equals(Buffer.from('a\0\0b\0'))).toBe(true);
+  });
+
   it('--lines warns about each truncated line', async () => {
     const q = fresh();
     const r = await beuss(['PUT', q, '--lines', ...at], { input: `short\n${'y'.repeat(11_000)}\nshort\n` });
