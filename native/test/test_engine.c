@@ -1336,6 +1336,313 @@ static void test_idle_cleanup(void)
     h_free(&h);
 }
 
+/* ---- randomized model check ----
+ * Random requests from several connections on a few queues, with ticks,
+ * pauses, resumes and reconnects; every payload is unique
+ * ("<queue>:<producer>:<seq>"). Each connection's output is parsed as a
+ * client would and matched, in order, against the requests it sent. Checks:
+ * one reply per request in request order, every message delivered at most
+ * once, a consumer sees one producer's messages to a queue in the order they
+ * were put, and at the end every accepted message (OK) was delivered or is
+ * still queued, and nothing unaccepted was delivered. */
+
+#define RQ 3
+#define RC 4
+#define RMAXMSG 60000
+#define RMAXREQ 65536
+
+enum { RK_PUT, RK_GET, RK_PEEK, RK_ON, RK_CREDIT, RK_OFF, RK_LEN };
+
+typedef struct rreq {
+    int kind;
+    long seq;
+} rreq;
+
+static int rdelivered[RMAXMSG];
+static int raccepted[RMAXMSG];
+static long rlast[RC + 1][RQ][RC]; /* last seq consumer saw from (queue, producer) */
+static rreq rfifo[RC + 1][RMAXREQ];
+static size_t rhead[RC + 1], rtail[RC + 1];
+
+static uint32_t rnd32(uint32_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+static void r_reset(uint32_t c)
+{
+    int q, p;
+    rhead[c] = rtail[c] = 0;
+    for (q = 0; q < RQ; q++)
+        for (p = 0; p < RC; p++)
+            rlast[c][q][p] = -1;
+}
+
+/* r_msg checks payload p[0:n) ("<q>:<producer>:<seq>") received by conn c;
+ * take says whether it left the queue (GET, PUSH) or not (PEEK). */
+static int r_msg(uint32_t c, const char *p, size_t n, int take)
+{
+    int qi, pi;
+    long seq;
+    char tmp[40];
+    if (n == 0 || n >= sizeof tmp)
+        return 0;
+    memcpy(tmp, p, n);
+    tmp[n] = 0;
+    if (sscanf(tmp, "%d:%d:%ld", &qi, &pi, &seq) != 3 || qi < 0 || qi >= RQ || pi < 0 ||
+        pi >= RC || seq < 0 || seq >= RMAXMSG)
+        return 0;
+    if (rdelivered[seq]) {
+        fprintf(stderr, "  message %s %s\n", tmp, take ? "delivered twice" : "peeked after delivery");
+        return 0;
+    }
+    if (!take)
+        return 1;
+    rdelivered[seq] = 1;
+    if (seq <= rlast[c][qi][pi]) {
+        fprintf(stderr, "  conn %u got %s after seq %ld of that producer\n", c, tmp,
+                rlast[c][qi][pi]);
+        return 0;
+    }
+    rlast[c][qi][pi] = seq;
+    return 1;
+}
+
+/* r_parse walks one output chunk of conn c (whole replies), matching each
+ * reply with the oldest request c sent; it returns 0 on any mismatch. */
+static int r_parse(uint32_t c, const uint8_t *d, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        const uint8_t *nl = memchr(d + i, '\n', n - i);
+        size_t ll, plen = 0;
+        char line[300];
+        int haspl, push;
+        rreq rq;
+        if (nl == NULL)
+            return 0;
+        ll = (size_t)(nl - (d + i));
+        if (ll == 0 || ll >= sizeof line || d[i + ll - 1] != '\r')
+            return 0;
+        memcpy(line, d + i, ll - 1);
+        line[ll - 1] = 0;
+        i += ll + 1;
+        push = strncmp(line, "PUSH ", 5) == 0;
+        haspl = push || strncmp(line, "MSG ", 4) == 0;
+        if (haspl) {
+            plen = strtoul(strrchr(line, ' ') + 1, NULL, 10);
+            if (i + plen + 2 > n)
+                return 0;
+        }
+        if (push) {
+            if (!r_msg(c, (const char *)d + i, plen, 1))
+                return 0;
+            i += plen + 2;
+            continue;
+        }
+        if (rhead[c] == rtail[c]) {
+            fprintf(stderr, "  conn %u: reply '%s' to no request\n", c, line);
+            return 0;
+        }
+        rq = rfifo[c][rhead[c]++ % RMAXREQ];
+        switch (rq.kind) {
+        case RK_PUT:
+            if (strncmp(line, "OK ", 3) != 0)
+                return 0;
+            raccepted[rq.seq] = 1;
+            break;
+        case RK_GET:
+        case RK_PEEK:
+            if (haspl) {
+                if (!r_msg(c, (const char *)d + i, plen, rq.kind == RK_GET))
+                    return 0;
+            } else if (strcmp(line, "EMPTY") != 0) {
+                return 0;
+            }
+            break;
+        case RK_ON:
+        case RK_OFF:
+            if (strcmp(line, "OK") != 0)
+                return 0;
+            break;
+        default:
+            if (strncmp(line, "OK ", 3) != 0)
+                return 0;
+            break;
+        }
+        if (haspl)
+            i += plen + 2;
+    }
+    return 1;
+}
+
+static int r_drain(beuss_engine *e, int *closed)
+{
+    beuss_output o;
+    int ok = 1;
+    while (beuss_output_next(e, &o)) {
+        if (!r_parse(o.conn, o.data, o.len)) {
+            ok = 0;
+            fprintf(stderr, "  conn %u output: %.*s\n", o.conn, (int)(o.len > 200 ? 200 : o.len),
+                    (const char *)o.data);
+        }
+        if (o.flags & BEUSS_OUT_CLOSE)
+            *closed = 1;
+    }
+    beuss_output_done(e);
+    return ok;
+}
+
+static void test_random_model(void)
+{
+    beuss_config cfg = cfg_default();
+    beuss_engine *e;
+    uint32_t id[RC], seed = 2463534242u;
+    int sub[RC][RQ], i, ok = 1, closed = 0;
+    long seq = 0, lost = 0, unaccepted = 0, accepted = 0;
+    uint64_t now = 1000;
+    current = "randomized model check";
+    cfg.output_high_water = 300; /* exercise FULL often */
+    e = beuss_engine_new(&cfg, NULL, now);
+    memset(rdelivered, 0, sizeof rdelivered);
+    memset(raccepted, 0, sizeof raccepted);
+    for (i = 0; i < RC; i++) {
+        int q;
+        CHECK(beuss_conn_open(e, &id[i]) == BEUSS_OK && id[i] == (uint32_t)i);
+        r_reset((uint32_t)i);
+        for (q = 0; q < RQ; q++)
+            sub[i][q] = 0;
+    }
+    for (i = 0; i < 40000 && ok && seq < RMAXMSG; i++) {
+        uint32_t r = rnd32(&seed);
+        int c = (int)(r % RC), q = (int)((r >> 4) % RQ);
+        char req[96];
+        int n = 0;
+        rreq rq = {RK_LEN, -1};
+        switch ((r >> 8) % 16) {
+        case 0:
+        case 1:
+        case 2:
+        case 3:
+        case 4: {
+            char pl[32];
+            int pn = sprintf(pl, "%d:%d:%ld", q, c, seq);
+            n = sprintf(req, "PUT q%d %d\r\n%s\r\n", q, pn, pl);
+            rq.kind = RK_PUT;
+            rq.seq = seq++;
+            break;
+        }
+        case 5:
+        case 6:
+            n = sprintf(req, "GET q%d\r\n", q);
+            rq.kind = RK_GET;
+            break;
+        case 7:
+            n = sprintf(req, "GET q%d WAIT %u\r\n", q, 1 + (r >> 16) % 50);
+            rq.kind = RK_GET;
+            break;
+        case 8:
+            if (!sub[c][q]) {
+                n = sprintf(req, "ON q%d CREDIT %u\r\n", q, (r >> 16) % 4);
+                rq.kind = RK_ON;
+                sub[c][q] = 1;
+            } else {
+                n = sprintf(req, "CREDIT q%d %u\r\n", q, 1 + (r >> 16) % 5);
+                rq.kind = RK_CREDIT;
+            }
+            break;
+        case 9:
+            if (sub[c][q]) {
+                n = sprintf(req, "OFF q%d\r\n", q);
+                rq.kind = RK_OFF;
+                sub[c][q] = 0;
+            } else {
+                n = sprintf(req, "PEEK q%d\r\n", q);
+                rq.kind = RK_PEEK;
+            }
+            break;
+        case 10:
+            beuss_conn_pause(e, id[c]);
+            break;
+        case 11:
+        case 12:
+            beuss_conn_resume(e, id[c], now);
+            break;
+        case 13:
+            now += (r >> 16) % 30;
+            beuss_tick(e, now);
+            break;
+        case 14:
+            if ((r >> 16) % 8 == 0) { /* reconnect: kept requests die with it */
+                int k;
+                beuss_conn_close(e, id[c], now);
+                CHECK(beuss_conn_open(e, &id[c]) == BEUSS_OK && id[c] == (uint32_t)c);
+                r_reset((uint32_t)c);
+                for (k = 0; k < RQ; k++)
+                    sub[c][k] = 0;
+            }
+            break;
+        default:
+            n = sprintf(req, "LEN q%d\r\n", q);
+            break;
+        }
+        /* Requests to a blocked connection are kept and run in order later,
+         * as when the caller stops reading a socket that already sent them. */
+        if (n) {
+            rfifo[c][rtail[c]++ % RMAXREQ] = rq;
+            CHECK(beuss_feed(e, id[c], (const uint8_t *)req, (size_t)n, now) == BEUSS_OK);
+        }
+        ok &= r_drain(e, &closed);
+    }
+    CHECK(ok);
+    CHECK(!closed);
+    /* Let every connection go, then take what is left with a fresh one. */
+    for (i = 0; i < RC; i++)
+        beuss_conn_close(e, id[i], now);
+    {
+        uint32_t c;
+        int q;
+        CHECK(beuss_conn_open(e, &c) == BEUSS_OK && c < RC + 1);
+        r_reset(c);
+        for (q = 0; q < RQ; q++) {
+            long k;
+            for (k = 0; k < RMAXMSG; k++) {
+                char req[32];
+                int n = sprintf(req, "GET q%d\r\n", q);
+                size_t before = rhead[c];
+                rfifo[c][rtail[c]++ % RMAXREQ] = (rreq){RK_GET, -1};
+                beuss_feed(e, c, (const uint8_t *)req, (size_t)n, now);
+                {
+                    beuss_output o;
+                    int empty = 0;
+                    while (beuss_output_next(e, &o)) {
+                        empty |= o.len == 7 && memcmp(o.data, "EMPTY\r\n", 7) == 0;
+                        CHECK(r_parse(c, o.data, o.len));
+                    }
+                    beuss_output_done(e);
+                    CHECK(rhead[c] == before + 1);
+                    if (empty)
+                        break;
+                }
+            }
+        }
+    }
+    for (i = 0; i < seq; i++) {
+        accepted += raccepted[i];
+        lost += raccepted[i] && !rdelivered[i];
+        unaccepted += !raccepted[i] && rdelivered[i];
+    }
+    CHECK(lost == 0 && unaccepted == 0);
+    CHECK(accepted > 10000);
+    if (lost || unaccepted || accepted <= 10000)
+        fprintf(stderr, "  %ld put, %ld accepted, %ld lost, %ld delivered unaccepted\n", seq,
+                accepted, lost, unaccepted);
+    beuss_engine_free(e);
+}
+
 int main(void)
 {
     test_basic_transcript();
@@ -1355,6 +1662,7 @@ int main(void)
     test_alloc_failures();
     test_api_semantics();
     test_idle_cleanup();
+    test_random_model();
     printf("%d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
 }
