@@ -24,7 +24,6 @@ function groups(report, window) {
   const atW = (r) => Number(r.window) === window;
   pick('produce', `produce, window ${window}`, 'M msg/s', atW);
   pick('consume-get', `consume (take), window ${window}`, 'M msg/s', atW);
-  pick('consume-push', `consume (beuss ON push), window ${window}`, 'M msg/s', atW);
   pick('e2e-1p1c', `1 producer + 1 consumer, window ${window}`, 'M msg/s', atW);
   pick('e2e-4p4c', '4 producers + 4 consumers', 'M msg/s');
   pick('large', '1 MiB messages in', 'GiB/s', (r) => r.way.startsWith('in'), (r) => r.raw.median / 1024);
@@ -62,7 +61,7 @@ function renderSvg(report, window = 1024) {
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
-    `<text x="12" y="22" font-size="16" font-weight="bold">beuss vs redis, nats, beanstalkd (loopback, 64-byte messages; longer is better)</text>`,
+    `<text x="12" y="22" font-size="16" font-weight="bold">beuss vs redis, nats, beanstalkd on loopback (64-byte and 1 MiB messages; longer is better)</text>`,
     `<text x="12" y="40" fill="#495057">${esc(`${m.date || ''} · ${m.cpus || '?'} × ${m.cpu || '?'} · median of runs · ${m.command || ''}`)}</text>`,
     ...parts,
     '</svg>',

@@ -362,7 +362,7 @@ const fmtUs = (v) => (v === Infinity ? '∞' : Number.isFinite(v) ? (v >= 10000 
 const fmtMiB = (v) => (Number.isFinite(v) ? `${v.toFixed(0)} MiB/s` : '—');
 const fmtPct = (v) => (Number.isFinite(v) ? `${(v * 100).toFixed(0)}%` : '—');
 const fmtN = (n) => (n >= 1e6 && n % 1e6 === 0 ? `${n / 1e6}M` : n >= 1e3 && n % 1e3 === 0 ? `${n / 1e3}k` : String(n));
-const fmtRatio = (v) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '—');
+const fmtRatio = (v) => (v === Infinity ? '∞' : Number.isFinite(v) ? `${v.toFixed(2)}×` : '—');
 
 // ---- scenarios -----------------------------------------------------------------
 
@@ -458,7 +458,9 @@ async function scenarioProduceConsume(servers) {
       }
     }
     addTable(`${what === 'produce' ? 'produce' : 'consume-' + what}`, kindsOf[what],
-      what === 'push' ? 'beuss ON push compared with the peers\' pipelined take (they have no push with credit)' : '',
+      what === 'push'
+        ? 'beuss ON push compared with the peers\' pipelined take (they have no push with credit).'
+        : 'The null server parses every request and answers without storing: the generator drove it at least this fast, so a server figure well below it is the server\'s own.',
       STD_COLS, rows);
   }
 }
