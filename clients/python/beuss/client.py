@@ -3,6 +3,7 @@
 import builtins
 import selectors
 import socket
+import threading
 import time
 from collections import deque
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, TypeVar
@@ -78,9 +79,10 @@ def _msg_or_none(reply: P.Reply, request: str) -> Optional[bytes]:
 class Client:
     """A connection to a beuss server; make one with :func:`connect`.
 
-    Methods block until the server has answered. A client is not
-    thread-safe: use one per thread (connections are cheap). It is a context
-    manager that closes the connection on exit.
+    Methods block until the server has answered. A client may be shared by
+    threads: calls take turns on the connection (a ``get(wait=...)`` holds
+    it for its wait), while a consumer waiting for a push lets the others
+    through. It is a context manager that closes the connection on exit.
     """
 
     def __init__(
@@ -109,6 +111,23 @@ class Client:
         self._sock = sock
         self._sel = selectors.DefaultSelector()
         self._sel.register(sock, selectors.EVENT_READ)
+        # Consumers wait for pushes outside the lock, on the socket and on a
+        # wake-up pair: a thread that routes a push to them while they wait
+        # (having read it itself) writes a byte there. This selector is never
+        # modified, so several threads may wait on it at once.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._push_sel = selectors.DefaultSelector()
+        self._push_sel.register(sock, selectors.EVENT_READ)
+        self._push_sel.register(self._wake_r, selectors.EVENT_READ)
+        self._idle_waiters = 0  # threads in that wait
+        self._dead_sock: Optional[socket.socket] = None
+        # Held while a call sends its requests and reads its replies, so
+        # threads sharing the client keep the stream in step (reentrant: a
+        # consumer's grant or OFF runs inside its own turn).
+        self._lock = threading.RLock()
+        self._closing = False
         self._parser = P.ReplyParser()
         self._slots: Deque[_Slot] = deque()
         self._consumers: Dict[bytes, Consumer] = {}
@@ -130,29 +149,63 @@ class Client:
         return self._sock is None
 
     def close(self) -> None:
-        """Closes the connection. Idempotent.
+        """Closes the connection. Idempotent; callable from any thread.
 
-        Every reply this client waited for has arrived by the time a method
-        returns, so nothing is lost; consumers end, and messages pushed to
-        them but not yet handed out are dropped (at-most-once).
+        Every reply a call waited for has arrived by the time it returns, so
+        nothing is lost. A call still waiting in another thread fails with
+        ConnectionError; consumers end (iteration stops once what was pushed
+        to them is handed out).
         """
-        self._shutdown("the client was closed", lost=False)
+        self._closing = True
+        sock = self._sock
+        if sock is not None:
+            try:
+                # Wakes a thread blocked on the socket (it sees the end of
+                # the stream) without waiting for the lock it holds.
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        with self._lock:
+            self._shutdown("the client was closed", lost=False)
 
     def _shutdown(self, reason: str, lost: bool = True, code: str = "CONNECTION_CLOSED") -> None:
         """Closes the socket; consumers of a lost connection raise ConnectionError once their buffer is empty."""
         if self._sock is None:
             return
+        if self._closing:
+            reason, lost, code = "the client was closed", False, "CONNECTION_CLOSED"
         self._closed_reason = reason
+        sock, self._sock = self._sock, None
+        self._sel.close()
         try:
-            self._sel.close()
-        finally:
-            self._sock.close()
-            self._sock = None
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._dead_sock = sock
+        if self._idle_waiters:
+            # Threads wait on these: the last one to leave closes them.
+            self._wake_waiters()
+        else:
+            self._close_wait_resources()
         for consumer in self._consumers.values():
             consumer._active = False
             if lost and consumer._error is None:
                 consumer._error = self._conn_error(code, f"connection lost: {reason}")
         self._consumers.clear()
+
+    def _wake_waiters(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass  # full (a wake-up is pending anyway) or closed
+
+    def _close_wait_resources(self) -> None:
+        self._push_sel.close()
+        self._wake_r.close()
+        self._wake_w.close()
+        if self._dead_sock is not None:
+            self._dead_sock.close()
+            self._dead_sock = None
 
     def _conn_error(self, code: str, what: str) -> ConnectionError:
         return ConnectionError(code, f"beuss at {self.host}:{self.port}: {what}", self.host, self.port)
@@ -241,6 +294,8 @@ class Client:
                     ProtocolError(f"the server pushed a message of queue {frame[1]!r}, which this client does not consume")
                 )
             consumer._buf.append(frame[2])
+            if self._idle_waiters:
+                self._wake_waiters()
             return
         if not self._slots:
             if frame[0] is P.ERR and frame[1] in FATAL_CODES:
@@ -290,11 +345,12 @@ class Client:
 
     def _call(self, request: bytes, extra_wait: float = 0.0) -> P.Reply:
         """Sends one request and returns its reply; an ``ERR`` reply is raised."""
-        self._check_open()
-        slot = _Slot(1)
-        self._slots.append(slot)
-        self._send(request)
-        reply: P.Reply = self._pump(slot, extra_wait)[0]
+        with self._lock:
+            self._check_open()
+            slot = _Slot(1)
+            self._slots.append(slot)
+            self._send(request)
+            reply: P.Reply = self._pump(slot, extra_wait)[0]
         if reply[0] is P.ERR:
             if reply[1] in FATAL_CODES:
                 self._shutdown(f"the server sent {reply[1]}", code=reply[1])
@@ -306,6 +362,10 @@ class Client:
 
         ``ok_ints``: ``OK <n>`` replies come back as plain ints (read in bulk).
         """
+        with self._lock:
+            return self._exchange_locked(requests, ok_ints)
+
+    def _exchange_locked(self, requests: Iterable[bytes], ok_ints: bool) -> List[Any]:
         self._check_open()
         replies: List[Any] = []
         pending: Deque[_Slot] = deque()
@@ -456,24 +516,25 @@ class Client:
         P.check_int(prefetch, "prefetch", 1, MAX_PREFETCH)
         if max is not None:
             P.check_int(max, "max", 1, P.MAX_NUMBER)
-        self._check_open()
-        if q in self._consumers:
-            raise AlreadySubscribedError(
-                "ALREADY_SUBSCRIBED", f"this client already consumes {queue!r}; close that consumer first"
-            )
-        consumer = Consumer(self, q, prefetch, max)
-        # Registered before ON is sent: pushes may follow its OK at once.
-        self._consumers[q] = consumer
-        try:
-            reply = self._call(b"ON %s CREDIT %d\r\n" % (q, consumer._granted))
-            if reply[0] is not P.OK:
-                raise _unexpected(reply, "ON")
-        except BaseException:
-            if self._consumers.get(q) is consumer:
-                del self._consumers[q]
-            consumer._active = False
-            raise
-        return consumer
+        with self._lock:
+            self._check_open()
+            if q in self._consumers:
+                raise AlreadySubscribedError(
+                    "ALREADY_SUBSCRIBED", f"this client already consumes {queue!r}; close that consumer first"
+                )
+            consumer = Consumer(self, q, prefetch, max)
+            # Registered before ON is sent: pushes may follow its OK at once.
+            self._consumers[q] = consumer
+            try:
+                reply = self._call(b"ON %s CREDIT %d\r\n" % (q, consumer._granted))
+                if reply[0] is not P.OK:
+                    raise _unexpected(reply, "ON")
+            except BaseException:
+                if self._consumers.get(q) is consumer:
+                    del self._consumers[q]
+                consumer._active = False
+                raise
+            return consumer
 
     def publish(self, channel: P.QueueName, data: P.Data) -> int:
         """Not implemented: fan-out channels (``PUB``) are reserved in protocol v1, and the server does not have them yet."""
@@ -492,24 +553,59 @@ class Client:
 
     def _grant(self, consumer: "Consumer", n: int) -> None:
         """Sends ``CREDIT`` without waiting for its reply, which is matched later; an error goes to the consumer."""
-        self._check_open()
-        self._slots.append(_Slot(1, consumer))
-        self._send(b"CREDIT %s %d\r\n" % (consumer.queue_bytes, n))
+        with self._lock:
+            self._check_open()
+            self._slots.append(_Slot(1, consumer))
+            self._send(b"CREDIT %s %d\r\n" % (consumer.queue_bytes, n))
 
     def _wait_push(self, consumer: "Consumer", timeout: Optional[float]) -> None:
-        """Reads until ``consumer`` has a message or an error, or the timeout passes."""
+        """Reads until ``consumer`` has a message or an error, or has ended, or the timeout passes.
+
+        The lock is held only while reading what has arrived; the wait for
+        more happens outside it, so other threads' calls go through.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            # Handle everything already received before reading again: one
-            # recv brings many pushes, and they are routed in one pass.
-            frame = self._next_frame()
-            while frame is not None:
-                self._process(frame)
-                frame = self._next_frame()
-            if consumer._buf or consumer._error is not None:
-                return
-            if not self._recv(deadline):
-                return
+            with self._lock:
+                while True:
+                    # Route everything already received before reading again:
+                    # one recv brings many pushes.
+                    frame = self._next_frame()
+                    while frame is not None:
+                        self._process(frame)
+                        frame = self._next_frame()
+                    if consumer._buf or consumer._error is not None or not consumer._active or self._sock is None:
+                        return
+                    try:
+                        if not self._recv(time.monotonic()):  # no wait: only what is there
+                            break
+                    except ConnectionError:
+                        if self._closing:
+                            return  # close() from another thread: the loop just ends
+                        raise
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return
+                self._idle_waiters += 1
+            try:
+                self._push_sel.select(left)
+            finally:
+                with self._lock:
+                    self._idle_waiters -= 1
+                    if self._idle_waiters == 0:
+                        # The last waiter out clears the wake-ups (each waiter
+                        # re-checks its consumer before waiting again).
+                        if self._sock is None:
+                            self._close_wait_resources()
+                        else:
+                            self._drain_wake()
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except OSError:
+            pass  # BlockingIOError: empty
 
     def _off(self, consumer: "Consumer") -> None:
         try:
@@ -674,28 +770,28 @@ class Consumer:
         Raises :class:`~beuss.ConnectionError` when the connection was lost
         (after handing out what was already received).
         """
-        if not self._buf:
-            if self._active:
-                try:
-                    self._client._wait_push(self, timeout)
-                except BeussError:
-                    self._error = None  # raised now, not again on the next call
-                    raise
+        if not self._buf and self._active:
+            try:
+                self._client._wait_push(self, timeout)
+            except BeussError:
+                self._error = None  # raised now, not again on the next call
+                raise
+        with self._client._lock:
             if not self._buf:
                 if self._error is not None:
                     err, self._error = self._error, None
                     raise err
                 return None
-        data = self._buf.popleft()
-        self._handed += 1
-        if self._active:
-            if self.max is not None and self._handed >= self.max:
-                self.unsubscribe()
-            else:
-                self._handled_since_grant += 1
-                if self._handled_since_grant >= self._batch:
-                    self._grant_back()
-        return Message(self.queue, data)
+            data = self._buf.popleft()
+            self._handed += 1
+            if self._active:
+                if self.max is not None and self._handed >= self.max:
+                    self.unsubscribe()
+                else:
+                    self._handled_since_grant += 1
+                    if self._handled_since_grant >= self._batch:
+                        self._grant_back()
+            return Message(self.queue, data)
 
     def _grant_back(self) -> None:
         n = self._handled_since_grant
@@ -709,10 +805,11 @@ class Consumer:
 
     def unsubscribe(self) -> None:
         """Ends the subscription (``OFF``); messages already pushed stay here for the loop to hand out. Idempotent."""
-        if self._active:
-            self._active = False
-            if not self._client.closed:
-                self._client._off(self)
+        with self._client._lock:
+            if self._active:
+                self._active = False
+                if not self._client.closed:
+                    self._client._off(self)
 
     def close(self) -> List[Message]:
         """Ends the subscription (``OFF``) and returns the messages pushed but not yet handed out.
@@ -720,10 +817,11 @@ class Consumer:
         Those messages were already taken from the queue: handle them or put
         them back. Idempotent; a no-op when the connection is closed.
         """
-        self.unsubscribe()
-        left = [Message(self.queue, d) for d in self._buf]
-        self._buf.clear()
-        return left
+        with self._client._lock:
+            self.unsubscribe()
+            left = [Message(self.queue, d) for d in self._buf]
+            self._buf.clear()
+            return left
 
 
 def connect(

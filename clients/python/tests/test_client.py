@@ -361,6 +361,131 @@ class ConsumeTest(ServerTestCase):
             self.assertIsNone(consumer.next(timeout=0.01))
 
 
+class ThreadsTest(ServerTestCase):
+    """One client shared by threads."""
+
+    def run_threads(self, targets, timeout=60.0):
+        errors: List[BaseException] = []
+
+        def wrap(fn):
+            def run():
+                try:
+                    fn()
+                except BaseException as e:  # reported by the test thread
+                    errors.append(e)
+
+            return run
+
+        threads = [threading.Thread(target=wrap(fn)) for fn in targets]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout)
+        self.assertFalse(any(t.is_alive() for t in threads), "threads did not finish")
+        self.assertEqual(errors, [])
+
+    def test_calls_from_many_threads_each_get_their_own_replies(self):
+        c = self.connect()
+        base = self.q()
+
+        def worker(k: int):
+            def run():
+                q = f"{base}-{k}"
+                for i in range(300):
+                    payload = b"%d:%d" % (k, i)
+                    self.assertEqual(c.put(q, payload), len(payload))
+                    if i % 3 == 0:
+                        batch = [b"%d" % j for j in range(i, i + 5)]
+                        self.assertEqual(c.put_many(q + "-m", batch), [len(b) for b in batch])
+                        self.assertEqual(c.get_many(q + "-m", 5), batch)
+                    self.assertEqual(c.get(q), payload)
+
+            return run
+
+        self.run_threads([worker(k) for k in range(6)])
+        self.assertTrue(c.ping())
+
+    def test_a_waiting_consumer_gets_pushes_read_by_other_threads(self):
+        c = self.connect()
+        q = self.q()
+        n = 3000
+        got: List[bytes] = []
+        consumer = c.consume(q, prefetch=16)
+
+        def consume():
+            while len(got) < n:
+                m = consumer.next(timeout=30)
+                self.assertIsNotNone(m, f"no message after {len(got)}")
+                got.append(m.data)
+
+        def produce():
+            # These calls read the pushes meant for the consumer, which is
+            # waiting in another thread: it must be woken, not left asleep.
+            for i in range(0, n, 10):
+                c.put_many(q, [b"%d" % j for j in range(i, i + 10)])
+                c.ping()
+
+        self.run_threads([consume, produce])
+        self.assertEqual(got, [b"%d" % i for i in range(n)])
+        consumer.close()
+
+    def test_a_push_read_by_another_thread_wakes_the_waiting_consumer(self):
+        c = self.connect()
+        q = self.q()
+        consumer = c.consume(q)
+        real = c._push_sel
+        injected = threading.Event()
+
+        class Seam:
+            """Runs another thread's call in the window between the consumer's check and its wait."""
+
+            def select(self, timeout=None):
+                if not injected.is_set():
+                    injected.set()
+                    # This call reads the push meant for the consumer.
+                    t = threading.Thread(target=lambda: (c.put(q, b"late"), c.ping()))
+                    t.start()
+                    t.join(10)
+                return real.select(timeout)
+
+            def close(self):
+                real.close()
+
+        c._push_sel = Seam()
+        result: List[beuss.Message] = []
+        waiter = threading.Thread(target=lambda: result.append(consumer.next()))
+        waiter.start()
+        waiter.join(10)
+        slept_through = waiter.is_alive()
+        if slept_through:
+            c.close()  # ends the wait, so the thread does not outlive the test
+            waiter.join(10)
+        self.assertTrue(injected.is_set())
+        self.assertFalse(slept_through, "the consumer slept through a push another thread read for it")
+        self.assertEqual(result[0].data, b"late")
+
+    def test_close_from_another_thread_ends_a_waiting_consumer(self):
+        c = self.connect()
+        q = self.q()
+        consumer = c.consume(q)
+        ended = threading.Event()
+        got: List[bytes] = []
+
+        def consume():
+            for m in consumer:  # blocks: nothing is put
+                got.append(m.data)
+            ended.set()
+
+        t = threading.Thread(target=consume)
+        t.start()
+        # Close once the consumer thread is waiting on the socket.
+        self.assertTrue(wait_until(lambda: c._idle_waiters > 0, 10))
+        c.close()
+        t.join(10)
+        self.assertTrue(ended.is_set(), "the loop ended when the client closed")
+        self.assertEqual(got, [])
+
+
 class ErrorsTest(ServerTestCase):
     def test_bad_queue_names_are_refused_before_sending(self):
         c = self.connect()
