@@ -360,6 +360,8 @@ class Client:
 
         Refused messages (``FULL``, ``TOO_LARGE``) do not stop the others; the
         first error is raised at the end with ``results`` (None where refused).
+        A message of the wrong type raises InvalidArgumentError, and the
+        messages before it may be stored.
         """
         q = P.queue_bytes(queue)
         encode_put, payload_bytes = P.encode_put, P.payload_bytes

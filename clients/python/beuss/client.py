@@ -447,7 +447,9 @@ class Client:
         far faster than :meth:`put` in a loop. If the server refuses some
         (``FULL``, ``TOO_LARGE``), the rest are still sent; the first error is
         raised at the end, its ``results`` attribute holding each stored
-        length (None where refused).
+        length (None where refused). ``messages`` may be any iterable, read
+        as it is sent: a message of the wrong type raises
+        InvalidArgumentError, and the messages before it may be stored.
         """
         q = P.queue_bytes(queue)
         encode_put, payload_bytes = P.encode_put, P.payload_bytes
