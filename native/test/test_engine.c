@@ -1452,6 +1452,8 @@ static int r_parse(uint32_t c, const uint8_t *d, size_t n)
         rq = rfifo[c][rhead[c]++ % RMAXREQ];
         switch (rq.kind) {
         case RK_PUT:
+            if (strncmp(line, "ERR FULL ", 9) == 0)
+                break; /* refused: must never be delivered */
             if (strncmp(line, "OK ", 3) != 0)
                 return 0;
             raccepted[rq.seq] = 1;
@@ -1508,6 +1510,10 @@ static void test_random_model(uint32_t seed)
     uint64_t now = 1000;
     current = "randomized model check";
     cfg.output_high_water = 300 + seed % 700; /* exercise FULL often */
+    if (seed % 3 == 1)
+        cfg.queue_idle_ms = 20;
+    if (seed % 4 == 2)
+        cfg.max_queued_bytes = 200;
     e = beuss_engine_new(&cfg, NULL, now);
     memset(rdelivered, 0, sizeof rdelivered);
     memset(raccepted, 0, sizeof raccepted);
@@ -1594,8 +1600,14 @@ static void test_random_model(uint32_t seed)
         /* Requests to a blocked connection are kept and run in order later,
          * as when the caller stops reading a socket that already sent them. */
         if (n) {
+            /* Sometimes in two pieces, so frames straddle feeds. */
+            size_t cut = (r >> 24) % 4 == 0 ? (size_t)((r >> 26) % (uint32_t)n) : 0;
             rfifo[c][rtail[c]++ % RMAXREQ] = rq;
-            CHECK(beuss_feed(e, id[c], (const uint8_t *)req, (size_t)n, now) == BEUSS_OK);
+            if (cut) {
+                CHECK(beuss_feed(e, id[c], (const uint8_t *)req, cut, now) == BEUSS_OK);
+                ok &= r_drain(e, &closed);
+            }
+            CHECK(beuss_feed(e, id[c], (const uint8_t *)req + cut, (size_t)n - cut, now) == BEUSS_OK);
         }
         ok &= r_drain(e, &closed);
     }
@@ -1638,8 +1650,8 @@ static void test_random_model(uint32_t seed)
         unaccepted += !raccepted[i] && rdelivered[i];
     }
     CHECK(lost == 0 && unaccepted == 0);
-    CHECK(accepted > 10000);
-    if (lost || unaccepted || accepted <= 10000)
+    CHECK(accepted > 3000);
+    if (lost || unaccepted || accepted <= 3000)
         fprintf(stderr, "  %ld put, %ld accepted, %ld lost, %ld delivered unaccepted\n", seq,
                 accepted, lost, unaccepted);
     beuss_engine_free(e);
