@@ -25,9 +25,10 @@ const QUIET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT'
 const OUTPUT_HIGH_WATER = 256 * 1024;
 
 // A connection waiting in a GET WAIT keeps being read (and its input kept
-// by the engine) up to this many bytes: reading is how Node notices that a
-// client went away, and a vanished waiter must not take a message. Past it
-// the socket is paused, well below the engine's own bound on kept input.
+// by the engine) up to this many bytes, although the engine asks not to
+// read it: reading is how Node notices that a client went away, and a
+// waiter that left should be forgotten before a message is handed to it.
+// Past it the socket is paused, well below the engine's bound on kept input.
 const WAIT_READ_LIMIT = 64 * 1024;
 
 // A socket we ended is destroyed if its peer has not closed LINGER_MS after
@@ -43,7 +44,7 @@ class Conn {
   writeBlocked = false;
   /** The engine side is paused (by us on writeBlocked, or by the engine with OUT_FULL) and needs resume(). */
   engineHeld = false;
-  /** The connection waits in a GET WAIT (OUT_WAITING): do not read. */
+  /** The connection waits in a GET WAIT (OUT_WAITING): read at most WAIT_READ_LIMIT bytes. */
   waiting = false;
   /** The client half-closed its side: finish once nothing more is owed. */
   readEnded = false;
