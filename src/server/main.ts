@@ -32,7 +32,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   try {
     constants = engineConstants();
   } catch (err) {
-    // --help and --version work without the native engine.
+    // --version works without the native engine; everything else needs its limits.
     if (argv.includes('--version') || argv.includes('-v') || argv.includes('-V')) {
       process.stdout.write(`beuss-server ${version()}\n`);
       return;
