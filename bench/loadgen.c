@@ -34,6 +34,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -845,6 +846,10 @@ static int dial(void) {
     if (fd < 0) die(2, "cannot connect to %s:%d: %s", opt.host, opt.port, strerror(errno));
     int one = opt.nodelay;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* no read may outlast the run: a silent server ends in a timeout, not
+     * in a hang (setup and --mode rtt read on the main thread) */
+    struct timeval tv = {(time_t)opt.timeout + 1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     return fd;
 }
 
@@ -1062,11 +1067,19 @@ static int run_rtt(void) {
         uint64_t a = now_ns();
         if (a > deadline) break;
         send_frames(&c, i, 1);
+        int lost = 0;
         while (r.got <= i) {
             ssize_t n = read(c.fd, buf, READ_BUF);
-            if (n <= 0) die(2, "connection closed during the run");
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                snprintf(r.errtext, sizeof r.errtext, "%s",
+                         n == 0 ? "connection closed during the run" : "no reply in time");
+                lost = 1;
+                break;
+            }
             parser_feed(&c.p, buf, (size_t)n, on_rtt, &r, 0);
         }
+        if (lost) break;
         v[i] = now_ns() - a;
     }
     uint64_t t1 = now_ns();
@@ -1129,6 +1142,7 @@ int main(int argc, char **argv) {
         die(2, "bad --n, --window, --producers or --consumers");
     if (opt.n % (uint64_t)opt.producers) die(2, "--n must be a multiple of --producers");
     prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0); /* precise sleeps for --rate */
+    signal(SIGPIPE, SIG_IGN); /* a closed connection is an error to report */
     if (opt.mode == M_RTT) return run_rtt();
     if (opt.proto == P_NATS && opt.mode != M_E2E)
         die(2, "nats has no queue to fill or drain: only --mode e2e and rtt apply");
