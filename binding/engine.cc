@@ -9,7 +9,7 @@
 //   new Engine(config, now)       config: {maxMessageSize, oversize,
 //                                 maxQueuedBytes, maxLine, outputHighWater,
 //                                 queueIdleMs}, each optional (C defaults)
-//   open() -> id                  throws with .status/.code on failure
+//   open() -> id                  throws an Error with .status on failure
 //   close(id, now)       -> output   output: a Buffer holding the output
 //   feed(id, chunk, now) -> output   of every connection concerned, one
 //   pause(id)            -> output   after the other, or undefined when
@@ -19,10 +19,13 @@
 //   stats() -> object             the counters of beuss_stats
 //   free()                        releases the engine now (the GC would too)
 //   index                         the Uint32Array described below
+// Module exports: Engine, strerror(status) -> string, constants (the
+// header's defaults, limits, BEUSS_OUT_* flags and status codes, without
+// the BEUSS_ prefix).
 //
 // Output index: each mutating call rewrites the Uint32Array in `this.index`
-// (the same object from call to call, replaced by a larger one only when it
-// must grow, so read the property after the call): index[0] is the number of
+// (the same object from call to call, replaced only when it must grow or was
+// detached by JS, so read the property after the call): index[0] is the number of
 // entries n, index[1] is the call's status negated (0 = BEUSS_OK, 4 =
 // BEUSS_EOVERFLOW, ...), then n entries of 4 words: conn, offset, length,
 // flags (BEUSS_OUT_*), offset and length in bytes into the returned Buffer.
