@@ -11,8 +11,10 @@ measures, with the same message count and size:
 - consume: ``consume`` by server push with credit, one connection, every
   message checked for its sequence number (none missing, duplicated or out of order).
 
-Prints the median of ``--runs`` runs in messages per second, and the server's
-CPU time, so a reader sees who is the bottleneck. A benchmark, not a test:
+Prints the median of ``--runs`` runs in messages per second, with the CPU
+seconds of the server and of the client (the Python process, or the node
+process for the Node client) next to the wall time of a run (produce and
+consume), so a reader sees who is the bottleneck (Linux only: /proc, resource). A benchmark, not a test:
 figures drift between runs and machines.
 """
 
@@ -21,6 +23,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -198,16 +201,27 @@ def main() -> None:
         f"beuss clients, {args.count} messages of {args.size} bytes, prefetch {args.prefetch}, "
         f"median of {args.runs} runs, server on {args.host}:{port}, python {sys.version.split()[0]}"
     )
-    print(f"{'client':<16} {'produce msg/s':>14} {'consume msg/s':>14} {'server CPU s':>13}")
+    print(f"{'client':<16} {'produce msg/s':>14} {'consume msg/s':>14} {'server CPU s':>13} {'client CPU s':>13} {'wall s':>7}")
     for name, fn in cases.items():
-        puts, gets, cpus = [], [], []
+        puts, gets, cpus, client_cpus, walls = [], [], [], [], []
         for _ in range(args.runs):
             c0 = cpu_seconds(server.pid) if server else 0.0
+            own0, kids0 = time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
+            w0 = time.perf_counter()
             p, g = fn()
+            walls.append(time.perf_counter() - w0)
+            kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            # This process, plus the node child for the Node client.
+            client_cpus.append(
+                time.process_time() - own0 + (kids1.ru_utime - kids0.ru_utime) + (kids1.ru_stime - kids0.ru_stime)
+            )
             cpus.append((cpu_seconds(server.pid) - c0) if server else float("nan"))
             puts.append(p)
             gets.append(g)
-        print(f"{name:<16} {statistics.median(puts):>14,.0f} {statistics.median(gets):>14,.0f} {statistics.median(cpus):>13.2f}")
+        print(
+            f"{name:<16} {statistics.median(puts):>14,.0f} {statistics.median(gets):>14,.0f} {statistics.median(cpus):>13.2f}"
+            f" {statistics.median(client_cpus):>13.2f} {statistics.median(walls):>7.2f}"
+        )
     gm = statistics.median(py_get_many(args.host, port, "bench-getmany", msgs) for _ in range(args.runs))
     print(f"{'python get_many':<16} {'':>14} {gm:>14,.0f}   (pipelined GETs instead of push)")
     few = msgs[: max(1, args.count // 20)]
