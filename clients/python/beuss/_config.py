@@ -3,6 +3,8 @@
 import os
 from typing import Optional, Tuple
 
+from .errors import InvalidArgumentError
+
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 6552
 
@@ -19,10 +21,10 @@ def resolve_address(host: Optional[str], port: Optional[int]) -> Tuple[str, int]
         env = os.environ.get("BPORT")
         if env:
             if not env.strip().isdigit() or not 0 < int(env) < 65536:
-                raise ValueError(f"BPORT must be a port number from 1 to 65535, got {env!r}")
+                raise InvalidArgumentError(f"BPORT must be a port number from 1 to 65535, got {env!r}")
             port = int(env)
         else:
             port = DEFAULT_PORT
     elif isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise ValueError(f"port must be an int from 1 to 65535, got {port!r}")
+        raise InvalidArgumentError(f"port must be an integer from 1 to 65535, got {port!r}")
     return host, port

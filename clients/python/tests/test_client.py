@@ -51,7 +51,10 @@ class BasicsTest(ServerTestCase):
                 self.assertTrue(c.ping())
             self.assertTrue(c.closed)
         with mock.patch.dict(os.environ, {"BPORT": "not-a-port"}):
-            self.assertRaises(ValueError, beuss.connect)
+            with self.assertRaises(beuss.InvalidArgumentError) as cm:
+                beuss.connect()
+            self.assertIn("BPORT", str(cm.exception))
+        self.assertRaises(beuss.InvalidArgumentError, beuss.connect, "127.0.0.1", 70000)
 
     def test_put_then_get_bytes_and_str(self):
         c = self.connect()
