@@ -34,9 +34,10 @@ MAX_QUEUE_NAME = 255
 # PUSH with a 255-byte queue name); a bound keeps a broken peer from making
 # the client buffer without limit while it looks for a line end.
 MAX_REPLY_LINE = 64 * 1024
-# Longest reply payload accepted: DATA documents (QUEUES with many queues)
-# can be large, but a length beyond this is a broken stream, not a reply.
-MAX_REPLY_PAYLOAD = 1 << 34
+# Longest reply payload accepted (as the Node.js client's maxPayload): the
+# server caps messages at 256 MiB, and a QUEUES document this large would be
+# millions of queues, so a longer length is a broken stream, not a reply.
+MAX_REPLY_PAYLOAD = 1 << 30
 # Largest number the protocol carries: 19 decimal digits.
 MAX_NUMBER = 10 ** 19 - 1
 
