@@ -109,6 +109,7 @@ class ReplyParserTest(unittest.TestCase):
             b"PUSH q 1 2\r\n",
             b"EMPTY now\r\n",
             b"MSG 99999999999999999999\r\n",
+            b"MSG 2000000000\r\n",  # over 1 GiB: a broken stream, not something to buffer
         ]:
             parser = P.ReplyParser()
             parser.feed(bad)
