@@ -618,6 +618,20 @@ class StoppedServerTest(unittest.TestCase):
             server.stop()
 
 
+class SmallMessagesTest(unittest.TestCase):
+    def test_truncation_follows_the_server_bmaxmessagesize(self):
+        server = Server(env={"BMAXMESSAGESIZE": "100"})
+        try:
+            with beuss.connect(server.host, server.port) as c:
+                self.assertEqual(c.stats()["max_message_size"], 100)
+                data = bytes(range(150))
+                self.assertEqual(c.put("small", data), 100)
+                self.assertEqual(c.put_many("small", [data, data[:100], data[:99]]), [100, 100, 99])
+                self.assertEqual(c.get_many("small", 4), [data[:100], data[:100], data[:100], data[:99]])
+        finally:
+            server.stop()
+
+
 class RejectModeTest(ServerTestCase):
     server_args = ["--oversize", "reject", "--max-message-size", "100", "--max-queued-bytes", "1k"]
 
