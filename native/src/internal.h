@@ -179,13 +179,17 @@ size_t bp_escape(char *dst, size_t cap, const uint8_t *t, size_t n);
 
 /* ---- store.c ---------------------------------------------------------- */
 
-/* A record is [u32 word][payload]: the low 30 bits of the word are the
- * payload length; the top bits are flags. BREC_EXT will mark records that
- * carry an extended header (message id, delivery count) after the word, so
- * fresh messages pay nothing for it. */
+/* A record is [header][payload]. The header is big-endian, 2 bytes for a
+ * payload under 16 KiB (every message at the default maximum), else 4:
+ *   short: 0 E l l l l l l  l l l l l l l l      14-bit length
+ *   long:  1 E l l l l l l  l l l l l l l l  x2  30-bit length
+ * The first bit tells the form. E (BREC_EXT, reserved, never set yet) will
+ * mark an extended header (message id, delivery count) after it, so fresh
+ * messages pay nothing for at-least-once delivery. */
+#define BREC_LONG 0x80u
+#define BREC_EXT 0x40u
+#define BREC_SHORT_MAX 0x3FFFu
 #define BREC_LEN_MASK 0x3FFFFFFFu
-#define BREC_EXT 0x80000000u
-#define BREC_HDR 4u
 
 /* bseg is one contiguous segment of records; live records are in
  * data[head:tail). */

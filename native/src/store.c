@@ -1,6 +1,7 @@
-/* store.c: a queue's FIFO storage. Messages are records [u32 word][payload]
+/* store.c: a queue's FIFO storage. Messages are records [header][payload]
  * packed without padding into a list of contiguous segments, so a queued
- * message costs its payload plus 4 bytes, with no allocation per message.
+ * message costs its payload plus 2 bytes (4 from 16 KiB on), with no
+ * allocation per message.
  * Segments start small (an idle queue with one message holds a few hundred
  * bytes) and double up to 64 KiB; a record larger than that gets a segment
  * of its own size. Appends write at the last segment's tail, takes read at
@@ -45,16 +46,36 @@ static bseg *seg_new(balloc *al, size_t need, uint32_t prev_cap)
     return g;
 }
 
-static void put_word(uint8_t *p, uint32_t w)
+/* hdr_size returns the header bytes of a record of len payload bytes. */
+static size_t hdr_size(size_t len)
 {
-    memcpy(p, &w, 4);
+    return len <= BREC_SHORT_MAX ? 2 : 4;
 }
 
-static uint32_t get_word(const uint8_t *p)
+/* put_hdr writes the header of a record of len payload bytes at p. */
+static void put_hdr(uint8_t *p, size_t len)
 {
-    uint32_t w;
-    memcpy(&w, p, 4);
-    return w;
+    if (len <= BREC_SHORT_MAX) {
+        p[0] = (uint8_t)(len >> 8);
+        p[1] = (uint8_t)len;
+    } else {
+        p[0] = (uint8_t)(BREC_LONG | (len >> 24));
+        p[1] = (uint8_t)(len >> 16);
+        p[2] = (uint8_t)(len >> 8);
+        p[3] = (uint8_t)len;
+    }
+}
+
+/* get_hdr reads the header at p, stores the payload length in *len and
+ * returns the header's size. */
+static size_t get_hdr(const uint8_t *p, size_t *len)
+{
+    if (!(p[0] & BREC_LONG)) {
+        *len = ((size_t)(p[0] & 0x3F) << 8) | p[1];
+        return 2;
+    }
+    *len = ((size_t)(p[0] & 0x3F) << 24) | ((size_t)p[1] << 16) | ((size_t)p[2] << 8) | p[3];
+    return 4;
 }
 
 /* store_append adds a record holding data[0:len) at the tail. It returns 0,
@@ -62,7 +83,7 @@ static uint32_t get_word(const uint8_t *p)
 int store_append(bstore *s, balloc *al, const uint8_t *data, size_t len)
 {
     bseg *g = s->last;
-    size_t need = BREC_HDR + len;
+    size_t h = hdr_size(len), need = h + len;
     if (g != NULL && s->count == 0 && g->cap - g->tail < need) {
         /* The kept empty segment is too small: an empty segment may only
          * exist alone, so replace it. */
@@ -79,9 +100,9 @@ int store_append(bstore *s, balloc *al, const uint8_t *data, size_t len)
             s->first = n;
         s->last = g = n;
     }
-    put_word(g->data + g->tail, (uint32_t)len);
+    put_hdr(g->data + g->tail, len);
     if (len)
-        memcpy(g->data + g->tail + BREC_HDR, data, len);
+        memcpy(g->data + g->tail + h, data, len);
     g->tail += (uint32_t)need;
     s->count++;
     s->bytes += len;
@@ -93,7 +114,7 @@ int store_append(bstore *s, balloc *al, const uint8_t *data, size_t len)
 int store_push_front(bstore *s, balloc *al, const uint8_t *data, size_t len)
 {
     bseg *g = s->first;
-    size_t need = BREC_HDR + len;
+    size_t h = hdr_size(len), need = h + len;
     if (g != NULL && s->count == 0) {
         /* The kept empty segment: fill it from its end, or replace it. */
         if (g->cap >= need) {
@@ -116,9 +137,9 @@ int store_push_front(bstore *s, balloc *al, const uint8_t *data, size_t len)
             s->last = n;
     }
     g->head -= (uint32_t)need;
-    put_word(g->data + g->head, (uint32_t)len);
+    put_hdr(g->data + g->head, len);
     if (len)
-        memcpy(g->data + g->head + BREC_HDR, data, len);
+        memcpy(g->data + g->head + h, data, len);
     s->count++;
     s->bytes += len;
     return 0;
@@ -129,12 +150,11 @@ int store_push_front(bstore *s, balloc *al, const uint8_t *data, size_t len)
 int store_peek(const bstore *s, const uint8_t **data, size_t *len)
 {
     const bseg *g = s->first;
-    uint32_t w;
+    size_t h;
     if (s->count == 0)
         return 0;
-    w = get_word(g->data + g->head);
-    *len = w & BREC_LEN_MASK;
-    *data = g->data + g->head + BREC_HDR;
+    h = get_hdr(g->data + g->head, len);
+    *data = g->data + g->head + h;
     return 1;
 }
 
@@ -142,8 +162,8 @@ int store_peek(const bstore *s, const uint8_t **data, size_t *len)
 void store_drop(bstore *s, balloc *al)
 {
     bseg *g = s->first;
-    uint32_t len = get_word(g->data + g->head) & BREC_LEN_MASK;
-    g->head += BREC_HDR + len;
+    size_t len, h = get_hdr(g->data + g->head, &len);
+    g->head += (uint32_t)(h + len);
     s->count--;
     s->bytes -= len;
     if (g->head == g->tail) {

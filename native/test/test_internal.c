@@ -48,10 +48,10 @@ static void test_store(void)
     for (i = 0; i < 50000; i++)
         CHECK(store_append(&s, &al, (const uint8_t *)&i, sizeof i) == 0);
     CHECK(s.count == 50000 && s.bytes == 50000 * sizeof(int));
-    /* 4-byte header + 4-byte payload: 8 bytes per record, plus at most the
+    /* 2-byte header + 4-byte payload: 6 bytes per record, plus at most the
      * growing small segments (< 64 KiB) and the unfilled part of the last. */
-    CHECK(al.held < 50000 * 8 + 2 * 65536);
-    if (al.held >= 50000 * 8 + 2 * 65536)
+    CHECK(al.held < 50000 * 6 + 2 * 65536);
+    if (al.held >= 50000 * 6 + 2 * 65536)
         fprintf(stderr, "  held %llu\n", (unsigned long long)al.held);
     for (i = 0; i < 25000; i++)
         ok &= take_int(&s, &al) == i;
@@ -85,6 +85,34 @@ static void test_store(void)
     CHECK(store_peek(&s, &p, &n) && n == 0);
     CHECK(store_purge(&s, &al) == 1);
     CHECK(al.held == 0);
+    /* Header forms: 2 bytes up to 16383, 4 bytes from 16384; both ends. */
+    {
+        static const size_t lens[] = {0, 1, 16382, 16383, 16384, 16385, 70000, 1};
+        size_t k;
+        for (k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+            memset(big, (int)('a' + k), lens[k]);
+            CHECK(store_append(&s, &al, (const uint8_t *)big, lens[k]) == 0);
+            CHECK(store_push_front(&s, &al, (const uint8_t *)big, lens[k]) == 0);
+        }
+        for (k = sizeof lens / sizeof lens[0]; k-- > 0;) {
+            ok &= store_peek(&s, &p, &n) && n == lens[k] && (n == 0 || (p[0] == 'a' + k && p[n - 1] == 'a' + k));
+            store_drop(&s, &al);
+        }
+        for (k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+            ok &= store_peek(&s, &p, &n) && n == lens[k] && (n == 0 || (p[0] == 'a' + k && p[n - 1] == 'a' + k));
+            store_drop(&s, &al);
+        }
+        CHECK(ok);
+        CHECK(s.count == 0 && s.bytes == 0);
+    }
+    /* Small records cost 2 header bytes each. */
+    {
+        uint64_t before = al.held;
+        for (i = 0; i < 30000; i++)
+            CHECK(store_append(&s, &al, (const uint8_t *)big, 98) == 0);
+        CHECK(al.held - before < 30000 * 100 + 2 * 65536);
+        store_purge(&s, &al);
+    }
     /* Alternating put/take on an empty queue keeps one small segment. */
     for (i = 0; i < 1000; i++) {
         CHECK(store_append(&s, &al, (const uint8_t *)&i, sizeof i) == 0);
