@@ -124,6 +124,29 @@ int main(int argc, char **argv)
            n / (t1 - t0) / 1e6, out, (unsigned long long)st.pushed,
            (unsigned long long)st.messages);
 
+    /* Steady state: one connection alternates PUT and GET on a queue that
+     * stays short, so memory is reused instead of growing. */
+    {
+        char *mix;
+        size_t mlen = plen / n + glen / n, i, pl = plen / n, gl = glen / n;
+        const char *off = "OFF bench\r\n";
+        uint32_t full = UINT32_MAX;
+        beuss_feed(e, c, (const uint8_t *)off, strlen(off), 0);
+        drain(e, &full);
+        mix = malloc(mlen * n);
+        for (i = 0; i < n; i++) {
+            memcpy(mix + i * mlen, puts, pl);
+            memcpy(mix + i * mlen + pl, gets, gl);
+        }
+        t0 = now_s();
+        out = feed_all(e, p, mix, mlen * n);
+        t1 = now_s();
+        beuss_engine_stats(e, &st);
+        printf("PUT+GET %zu x %zu B: %.2f M requests/s (%zu B out, %llu left)\n", n, psize,
+               2 * n / (t1 - t0) / 1e6, out, (unsigned long long)st.messages);
+        free(mix);
+    }
+
     beuss_engine_free(e);
     free(puts);
     free(gets);
