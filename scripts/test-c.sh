@@ -21,8 +21,8 @@ record() { # record NAME RC DETAIL
 stage_ctest() { # stage_ctest NAME BUILD_DIR CMAKE_ARGS...
   local name="$1" dir="$2"; shift 2
   echo "== test-c: $name: configure and build in $dir"
-  cmake -S . -B "$dir" -DBEUSS_TESTS=ON -DBEUSS_WERROR=ON "$@" >"$dir.configure.log" 2>&1 \
-    || { cat "$dir.configure.log"; record "$name" 1 "(configure failed)"; return; }
+  cmake -S . -B "$dir" -DBEUSS_TESTS=ON -DBEUSS_WERROR=ON "$@" >"$dir/configure.log" 2>&1 \
+    || { cat "$dir/configure.log"; record "$name" 1 "(configure failed)"; return; }
   cmake --build "$dir" --target test_engine test_internal bench_engine -j "$JOBS" \
     || { record "$name" 1 "(build failed)"; return; }
   echo "== test-c: $name: ctest"
@@ -43,7 +43,7 @@ elif ! command -v clang >/dev/null 2>&1; then
 else
   echo "== test-c: fuzz: build with clang in build-fuzz"
   mkdir -p build-fuzz
-  if CC=clang cmake -S . -B build-fuzz -DBEUSS_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >build-fuzz.configure.log 2>&1 \
+  if CC=clang cmake -S . -B build-fuzz -DBEUSS_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >build-fuzz/configure.log 2>&1 \
      && cmake --build build-fuzz --target fuzz_engine -j "$JOBS"; then
     # New inputs the fuzzer finds go to a scratch corpus; the committed seeds
     # stay as they are.
@@ -58,7 +58,7 @@ else
     execs="$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')"
     record "fuzz" "$rc" "(${FUZZ_SECONDS}s, ${execs:-?} executions; log in $log)"
   else
-    cat build-fuzz.configure.log
+    cat build-fuzz/configure.log
     record "fuzz" 1 "(build failed)"
   fi
 fi
