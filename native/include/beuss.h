@@ -79,7 +79,8 @@ typedef struct beuss_config {
     uint64_t max_queued_bytes; /* payload bytes held in all queues; 0 = no cap */
     size_t max_line;           /* header line bytes incl. terminator */
     size_t output_high_water;  /* see BEUSS_DEFAULT_OUTPUT_HIGH_WATER */
-    uint64_t queue_idle_ms;    /* reserved for idle queue cleanup; 0 = off */
+    uint64_t queue_idle_ms;    /* drop a queue with no message, ON consumer or
+                                  waiting GET after this long unused; 0 = off */
 } beuss_config;
 
 /* beuss_config_init fills cfg with the defaults above. */
@@ -156,8 +157,9 @@ int beuss_conn_resume(beuss_engine *e, uint32_t id, uint64_t now_ms);
  * something to do, or -1 when nothing is scheduled. */
 int64_t beuss_next_deadline(const beuss_engine *e);
 
-/* beuss_tick runs what is due at now_ms: expired GET WAITs answer EMPTY
- * (later: delayed messages, lease expiry, idle queue cleanup). */
+/* beuss_tick runs what is due at now_ms: expired GET WAITs answer EMPTY,
+ * idle queues are dropped (queue_idle_ms); later: delayed messages, lease
+ * expiry. */
 int beuss_tick(beuss_engine *e, uint64_t now_ms);
 
 /* Output flags, reported with a connection's output. */
