@@ -243,13 +243,15 @@ describe('ON', () => {
     const body = 'z'.repeat(1023);
     const lines = Array.from({ length: 3000 }, (_, i) => `${String(i).padStart(5, '0')}${body}`);
     await beuss(['PUT', q, '--lines', ...at], { input: lines.join('\n') });
+    const stats = async () => JSON.parse((await beuss(['STATS', '--json', ...at])).stdout.toString()) as { pushed: number };
+    // The count is taken before the consumer starts: on a busy machine it can
+    // take all it may hold before a later count, and the wait below would never end.
+    const base = (await stats()).pushed;
     const child = spawn(process.execPath, [CLI_BIN, 'ON', q, '--prefetch', '8', '--count', '3000', ...at], {
       env: childEnv(),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     // stdout is left unread: the pipe fills, writes stop, and so must credit.
-    const stats = async () => JSON.parse((await beuss(['STATS', '--json', ...at])).stdout.toString()) as { pushed: number };
-    const base = (await stats()).pushed;
     for (let i = 0; i < 400 && (await stats()).pushed - base < 50; i++) await new Promise((r) => setTimeout(r, 25));
     await new Promise((r) => setTimeout(r, 500));
     // Pipe (64 KiB) + the reader's buffer (64 KiB) + prefetch hold at most ~140 messages of 1 KiB.
