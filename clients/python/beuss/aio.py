@@ -563,16 +563,18 @@ class Consumer:
         raises ConnectionError (after handing out what was received) when the
         connection was lost, or the server's error if it refused the ``ON``.
         """
-        if not self._buf and self._active and self._error is None:
-            loop = asyncio.get_running_loop()
-            self._waiter = loop.create_future()
-            try:
-                if timeout is None:
-                    await self._waiter
-                else:
-                    await asyncio.wait([self._waiter], timeout=timeout)
-            finally:
-                self._waiter = None
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while not self._buf and self._active and self._error is None:
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                break
+            # One future shared by every task waiting on this consumer;
+            # asyncio.wait neither cancels it on timeout nor when a waiting
+            # task is cancelled, so the others still get woken.
+            if self._waiter is None or self._waiter.done():
+                self._waiter = loop.create_future()
+            await asyncio.wait([self._waiter], timeout=left)
         if not self._buf:
             if self._error is not None:
                 err, self._error = self._error, None

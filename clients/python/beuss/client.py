@@ -772,28 +772,37 @@ class Consumer:
         Raises :class:`~beuss.ConnectionError` when the connection was lost
         (after handing out what was already received).
         """
-        if not self._buf and self._active:
-            try:
-                self._client._wait_push(self, timeout)
-            except BeussError:
-                self._error = None  # raised now, not again on the next call
-                raise
-        with self._client._lock:
-            if not self._buf:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if not self._buf and self._active:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    self._client._wait_push(self, left)
+                except BeussError:
+                    self._error = None  # raised now, not again on the next call
+                    raise
+            with self._client._lock:
+                if self._buf:
+                    return self._take()
                 if self._error is not None:
                     err, self._error = self._error, None
                     raise err
-                return None
-            data = self._buf.popleft()
-            self._handed += 1
-            if self._active:
-                if self.max is not None and self._handed >= self.max:
-                    self.unsubscribe()
-                else:
-                    self._handled_since_grant += 1
-                    if self._handled_since_grant >= self._batch:
-                        self._grant_back()
-            return Message(self.queue, data)
+                if not self._active or (deadline is not None and time.monotonic() >= deadline):
+                    return None
+                # Another thread iterating this consumer took the message: wait again.
+
+    def _take(self) -> Message:
+        """Returns the oldest buffered message, granting credit back or ending at ``max`` (lock held)."""
+        data = self._buf.popleft()
+        self._handed += 1
+        if self._active:
+            if self.max is not None and self._handed >= self.max:
+                self.unsubscribe()
+            else:
+                self._handled_since_grant += 1
+                if self._handled_since_grant >= self._batch:
+                    self._grant_back()
+        return Message(self.queue, data)
 
     def _grant_back(self) -> None:
         n = self._handled_since_grant

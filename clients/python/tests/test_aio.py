@@ -219,6 +219,47 @@ class AioConsumeTest(AioTestCase):
         self.assertGreater(len(a), 0)
         self.assertGreater(len(b), 0)
 
+    async def test_a_waiting_task_is_woken_when_another_waiter_is_cancelled(self):
+        producer = await self.connect()
+        c = await self.connect()
+        q = self.q()
+        consumer = c.consume(q, prefetch=4)
+        await c.ping()
+        first = asyncio.ensure_future(consumer.next())
+        second = asyncio.ensure_future(consumer.next())
+        await asyncio.sleep(0)  # both wait on the consumer
+        second.cancel()
+        await producer.put(q, b"for the first")
+        # Not a speed check: the bound only turns a task that was never woken into a failure.
+        msg = await asyncio.wait_for(first, 30)
+        self.assertEqual(msg.data, b"for the first")
+        self.assertTrue(second.cancelled())
+        await consumer.close()
+
+    async def test_tasks_sharing_one_consumer_split_its_messages(self):
+        producer = await self.connect()
+        c = await self.connect()
+        q = self.q()
+        n = 2000
+        consumer = c.consume(q, prefetch=32)
+        seen: List[int] = []
+
+        async def take() -> None:
+            while True:
+                m = await consumer.next()
+                if m is None:  # unsubscribed below, once all were seen
+                    return
+                seen.append(int(m.data))
+                if len(seen) == n:
+                    await consumer.unsubscribe()
+
+        takers = [asyncio.ensure_future(take()) for _ in range(3)]
+        await asyncio.sleep(0)  # all three wait on the same consumer
+        for i in range(0, n, 100):
+            await producer.put_many(q, [b"%d" % j for j in range(i, i + 100)])
+        await asyncio.wait_for(asyncio.gather(*takers), 60)
+        self.assertEqual(sorted(seen), list(range(n)))
+
     async def test_refused_on_is_raised_by_the_first_step(self):
         c = await self.connect()
         q = self.q()

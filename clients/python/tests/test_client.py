@@ -467,6 +467,35 @@ class ThreadsTest(ServerTestCase):
         self.assertFalse(slept_through, "the consumer slept through a push another thread read for it")
         self.assertEqual(result[0].data, b"late")
 
+    def test_threads_sharing_one_consumer_split_its_messages(self):
+        c = self.connect()
+        producer = self.connect()
+        q = self.q()
+        n = 2000
+        consumer = c.consume(q, prefetch=32)
+        seen: List[int] = []
+        lock = threading.Lock()
+
+        def take():
+            while True:
+                with lock:
+                    if len(seen) >= n:
+                        return
+                m = consumer.next(timeout=30)
+                self.assertIsNotNone(m, "a waiting thread was not woken or gave up early")
+                with lock:
+                    seen.append(int(m.data))
+
+        def produce():
+            for i in range(0, n, 100):
+                producer.put_many(q, [b"%d" % j for j in range(i, i + 100)])
+            # Each taker may ask for one message past the last: spares.
+            producer.put_many(q, [b"-1", b"-1"])
+
+        self.run_threads([take, take, produce])
+        got = [x for x in seen if x >= 0]
+        self.assertEqual(sorted(got), list(range(n)))
+
     def test_close_from_another_thread_ends_a_waiting_consumer(self):
         c = self.connect()
         q = self.q()
