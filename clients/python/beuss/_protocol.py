@@ -128,11 +128,6 @@ def encode_put(queue: bytes, data: bytes) -> bytes:
     return b"PUT %s %d\r\n%s\r\n" % (queue, len(data), data)
 
 
-def encode(*tokens: Union[bytes, int]) -> bytes:
-    """Returns one request line made of the given tokens (bytes or ints)."""
-    return b" ".join(t if isinstance(t, bytes) else b"%d" % t for t in tokens) + b"\r\n"
-
-
 class QueueInfo(NamedTuple):
     """One line of ``QUEUES``: a queue's name, ready messages and ``ON`` consumers."""
 
