@@ -28,6 +28,9 @@ typedef struct bsub {
     struct bsub *rprev;
     int in_ring;
     struct bsub *cnext; /* subscriptions of c */
+    struct bsub *cprev;
+    struct bsub *qnext; /* subscriptions of q */
+    struct bsub *qprev;
     bqueue *q;
     struct bconn *c;
     uint32_t credit;
@@ -52,6 +55,7 @@ typedef struct bconn {
     bbuf pend;           /* input kept while blocked */
     size_t pend_off;
     bsub *subs;
+    uint32_t nsubs;
     bqueue *wq;          /* queue of the GET WAIT */
     struct bconn *wnext;
     struct bconn *wprev;
@@ -252,24 +256,59 @@ static void sub_update(bsub *s)
         ring_del(s);
 }
 
+/* sub_find returns c's subscription to q, or NULL. It walks the shorter of
+ * c's and q's lists, so neither a connection on many queues nor a queue with
+ * many consumers makes ON, CREDIT or OFF quadratic. */
 static bsub *sub_find(const bconn *c, const bqueue *q)
 {
     bsub *s;
-    for (s = c->subs; s; s = s->cnext)
-        if (s->q == q)
-            return s;
+    if (c->nsubs <= q->nsubs) {
+        for (s = c->subs; s; s = s->cnext)
+            if (s->q == q)
+                return s;
+    } else {
+        for (s = q->subs; s; s = s->qnext)
+            if (s->c == c)
+                return s;
+    }
     return NULL;
+}
+
+/* sub_link adds s to its connection's and its queue's lists. */
+static void sub_link(bsub *s)
+{
+    bconn *c = s->c;
+    bqueue *q = s->q;
+    s->cprev = NULL;
+    s->cnext = c->subs;
+    if (c->subs)
+        c->subs->cprev = s;
+    c->subs = s;
+    c->nsubs++;
+    s->qprev = NULL;
+    s->qnext = q->subs;
+    if (q->subs)
+        q->subs->qprev = s;
+    q->subs = s;
+    q->nsubs++;
 }
 
 static void sub_free(beuss_engine *e, bsub *s)
 {
-    bsub **pp;
     ring_del(s);
-    for (pp = &s->c->subs; *pp; pp = &(*pp)->cnext)
-        if (*pp == s) {
-            *pp = s->cnext;
-            break;
-        }
+    if (s->cprev)
+        s->cprev->cnext = s->cnext;
+    else
+        s->c->subs = s->cnext;
+    if (s->cnext)
+        s->cnext->cprev = s->cprev;
+    s->c->nsubs--;
+    if (s->qprev)
+        s->qprev->qnext = s->qnext;
+    else
+        s->q->subs = s->qnext;
+    if (s->qnext)
+        s->qnext->qprev = s->qprev;
     s->q->nsubs--;
     e->st.consumers--;
     q_touch(e, s->q);
@@ -817,9 +856,7 @@ static void do_on(beuss_engine *e, bconn *c, const bframe *f)
     s->q = q;
     s->c = c;
     s->credit = credit > UINT32_MAX ? UINT32_MAX : (uint32_t)credit;
-    s->cnext = c->subs;
-    c->subs = s;
-    q->nsubs++;
+    sub_link(s);
     e->st.consumers++;
     if (REPLY(e, c, "OK\r\n") != 0)
         return; /* c is closing; s is gone */

@@ -250,6 +250,7 @@ typedef struct bqueue {
     bstore st;
     struct bsub *ring;   /* eligible ON consumers, served round robin from here */
     uint32_t nsubs;      /* ON subscriptions, eligible or not */
+    struct bsub *subs;   /* all of them, to find one by connection */
     struct bconn *wfirst; /* GETs waiting, in arrival order */
     struct bconn *wlast;
     uint32_t nwait;

@@ -834,6 +834,64 @@ static void test_consumers(void)
     h_free(&h);
 }
 
+static void test_many_subscriptions(void)
+{
+    beuss_engine *e = beuss_engine_new(NULL, NULL, 0);
+    beuss_output o;
+    beuss_stats st;
+    uint32_t c, ids[300];
+    char *req = malloc(20000 * 40);
+    size_t len = 0, out = 0;
+    int i;
+    current = "a connection on 20,000 queues; 300 connections on one queue";
+    CHECK(beuss_conn_open(e, &c) == BEUSS_OK);
+    for (i = 0; i < 20000; i++)
+        len += (size_t)sprintf(req + len, "ON q%d CREDIT 1\r\n", i);
+    for (i = 0; i < 20000; i++)
+        len += (size_t)sprintf(req + len, "OFF q%d\r\n", i);
+    CHECK(beuss_feed(e, c, (const uint8_t *)req, len, 0) == BEUSS_OK);
+    while (beuss_output_next(e, &o))
+        out += o.len;
+    beuss_output_done(e);
+    CHECK(out == 40000 * 4); /* "OK\r\n" each */
+    beuss_engine_stats(e, &st);
+    CHECK(st.consumers == 0 && st.queues == 20000);
+    for (i = 0; i < 300; i++) {
+        CHECK(beuss_conn_open(e, &ids[i]) == BEUSS_OK);
+        static const char on[] = "ON shared CREDIT 0\r\nCREDIT shared 1\r\n";
+        CHECK(beuss_feed(e, ids[i], (const uint8_t *)on, sizeof on - 1, 0) == BEUSS_OK);
+    }
+    while (beuss_output_next(e, &o))
+        ;
+    beuss_output_done(e);
+    beuss_engine_stats(e, &st);
+    CHECK(st.consumers == 300);
+    /* 300 messages, one to each consumer. */
+    len = 0;
+    for (i = 0; i < 300; i++)
+        len += (size_t)sprintf(req + len, "PUT shared 1\r\nx\r\n");
+    CHECK(beuss_feed(e, c, (const uint8_t *)req, len, 0) == BEUSS_OK);
+    {
+        int pushes = 0;
+        while (beuss_output_next(e, &o))
+            if (o.conn != c)
+                pushes += o.len == 18 && memcmp(o.data, "PUSH shared 1\r\nx\r\n", 18) == 0;
+        beuss_output_done(e);
+        CHECK(pushes == 300);
+        if (pushes != 300) {
+            beuss_engine_stats(e, &st);
+            fprintf(stderr, "  pushes %d, pushed %llu, messages %llu consumers %llu\n", pushes,
+                    (unsigned long long)st.pushed, (unsigned long long)st.messages, (unsigned long long)st.consumers);
+        }
+    }
+    for (i = 0; i < 300; i++)
+        CHECK(beuss_conn_close(e, ids[i], 0) == BEUSS_OK);
+    beuss_engine_stats(e, &st);
+    CHECK(st.consumers == 0 && st.messages == 0);
+    free(req);
+    beuss_engine_free(e);
+}
+
 static void test_pause_resume_full(void)
 {
     beuss_config cfg = cfg_default();
@@ -1668,6 +1726,7 @@ int main(void)
     test_full();
     test_wait();
     test_consumers();
+    test_many_subscriptions();
     test_pause_resume_full();
     test_many_frames();
     test_close_mid_frame();
