@@ -9,6 +9,9 @@ import { performance } from 'node:perf_hooks';
 import { Engine, type EngineStats } from '../native.js';
 import type { ServerConfig } from './config.js';
 
+/** The longest delay setTimeout honours (2^31-1 ms); longer ones fire at once. */
+const MAX_TIMER_DELAY = 2_147_483_647;
+
 /** Returns the engine's clock: monotonic integer milliseconds. */
 function now(): number {
   return Math.floor(performance.now());
@@ -406,7 +409,10 @@ export class BeussServer {
     this.#timerAt = at;
     if (at < 0) return;
     // +1: setTimeout may fire a little early relative to our floored clock.
-    this.#timer = setTimeout(() => this.#onTimer(), Math.max(0, at - now()) + 1);
+    // Node turns a delay over 2^31-1 ms into 1 ms, so a far deadline (GET
+    // WAIT of weeks) is reached in steps: a timer that fires early finds
+    // nothing due in tick() and arms the next step.
+    this.#timer = setTimeout(() => this.#onTimer(), Math.min(MAX_TIMER_DELAY, Math.max(0, at - now()) + 1));
   }
 
   #onTimer(): void {

@@ -37,6 +37,20 @@ describe('GET WAIT', () => {
     b.destroy();
   });
 
+  it('regression: a WAIT longer than 2^31-1 ms does not make the server timer spin', async () => {
+    const a = await Client.connect(server.port);
+    const b = await Client.connect(server.port);
+    await a.send('GET farwait WAIT 4000000000\r\n');
+    await eventually(async () => (await waitingCount(b)) === 1, 'the GET to wait');
+    // Node clamps such a delay to 1 ms and warns each time it is armed.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(server.output()).not.toContain('TimeoutOverflowWarning');
+    expect((await b.request(put('farwait', 'late'))).line).toBe('OK 4');
+    expect((await a.next()).line).toBe('MSG 4');
+    a.destroy();
+    b.destroy();
+  });
+
   it('answers EMPTY when its time runs out, then serves the next requests', async () => {
     const a = await Client.connect(server.port);
     await a.send('GET expire WAIT 150\r\nPING\r\n');
