@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 /* BEUSS_PROTOCOL_VERSION is the wire protocol version of docs/PROTOCOL.md. */
-#define BEUSS_PROTOCOL_VERSION 1
+#define BEUSS_PROTOCOL_VERSION 2
 
 /* Defaults and bounds of beuss_config, with the reason for each. */
 /* The original beuss capped messages at 10 KiB; so do we by default. */
@@ -62,6 +62,12 @@ extern "C" {
  * whatever the caller feeds before it stops reading. Past this,
  * beuss_feed returns BEUSS_EOVERFLOW and the connection is closed. */
 #define BEUSS_MAX_PENDING_INPUT (4u * 1024u * 1024u)
+/* A message whose lease ends unacknowledged (NACK, expiry, its connection
+ * closed) this many times in all goes to the dead-letter queue instead of
+ * back to its queue, so a poison message cannot be redelivered forever
+ * (NATS JetStream's MaxDeliver, SQS's maxReceiveCount). GET and ON override
+ * it per request with MAXDELIVER. */
+#define BEUSS_DEFAULT_MAX_DELIVER 5u
 /* 0 means no cap on the bytes held in queues; the server sets one. */
 #define BEUSS_DEFAULT_MAX_QUEUED_BYTES 0u
 
@@ -79,8 +85,10 @@ typedef struct beuss_config {
     uint64_t max_queued_bytes; /* payload bytes held in all queues; 0 = no cap */
     size_t max_line;           /* header line bytes incl. terminator */
     size_t output_high_water;  /* see BEUSS_DEFAULT_OUTPUT_HIGH_WATER */
-    uint64_t queue_idle_ms;    /* drop a queue with no message, ON consumer or
-                                  waiting GET after this long unused; 0 = off */
+    uint64_t queue_idle_ms;    /* drop a queue with no message, ON consumer,
+                                  lease or waiting GET after this long
+                                  unused; 0 = off */
+    uint32_t max_deliver;      /* default deliveries before dead-lettering, >= 1 */
 } beuss_config;
 
 /* beuss_config_init fills cfg with the defaults above. */
@@ -125,8 +133,10 @@ void beuss_engine_free(beuss_engine *e);
 int beuss_conn_open(beuss_engine *e, uint32_t *id);
 
 /* beuss_conn_close forgets a connection: its subscriptions end, a waiting GET
- * is dropped, its unsent output is discarded. (With leases, the messages it
- * held go back to the head of their queues.) May produce output for others. */
+ * is dropped, its unsent output is discarded, and the messages it held under
+ * a lease go back to the head of their queues in the order they were
+ * delivered (or to the dead-letter queue past their maximum deliveries).
+ * May produce output for others. */
 int beuss_conn_close(beuss_engine *e, uint32_t id, uint64_t now_ms);
 
 /* beuss_feed hands bytes received from connection id to the engine, which
@@ -158,8 +168,8 @@ int beuss_conn_resume(beuss_engine *e, uint32_t id, uint64_t now_ms);
 int64_t beuss_next_deadline(const beuss_engine *e);
 
 /* beuss_tick runs what is due at now_ms: expired GET WAITs answer EMPTY,
- * idle queues are dropped (queue_idle_ms); later: delayed messages, lease
- * expiry. */
+ * idle queues are dropped (queue_idle_ms), expired leases and ended NACK
+ * delays put their messages back at the head of their queues. */
 int beuss_tick(beuss_engine *e, uint64_t now_ms);
 
 /* Output flags, reported with a connection's output. */
@@ -212,6 +222,12 @@ typedef struct beuss_stats {
     uint64_t rejected_full;   /* PUTs refused with FULL, total */
     uint64_t protocol_errors; /* ERR replies sent, total */
     uint64_t memory;          /* bytes the engine holds from its allocator */
+    uint64_t leased;          /* messages held under a lease or a NACK delay now */
+    uint64_t acked;           /* leases ended by ACK, total */
+    uint64_t nacked;          /* leases ended by NACK, total */
+    uint64_t expired;         /* leases that ran out, total */
+    uint64_t redelivered;     /* messages delivered again after a lease, total */
+    uint64_t dead_lettered;   /* messages moved to a dead-letter queue, total */
 } beuss_stats;
 
 /* beuss_engine_stats fills *s. */

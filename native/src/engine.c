@@ -16,7 +16,16 @@
  *
  * A connection unblocked by another one's request (a PUT answering its GET
  * WAIT) runs its kept input at the end of the current API call, never
- * recursively inside the other connection's request. */
+ * recursively inside the other connection's request.
+ *
+ * Leases (GET/ON with LEASE): a message handed out under a lease moves from
+ * its queue's store into a blease (lease.c), found by id for ACK, NACK and
+ * TOUCH, timed in the heap, and listed on its connection so a close returns
+ * them all. Returning puts the message back with push_front, carrying its
+ * delivery count in the record header, or appends it to the dead-letter
+ * queue once it reached its maximum deliveries. Several leases returned at
+ * once are pushed back latest first, so they keep their delivery order at
+ * the head; their queues are pumped only after all are back (pump_later). */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +43,9 @@ typedef struct bsub {
     bqueue *q;
     struct bconn *c;
     uint32_t credit;
+    uint32_t lease_ms;   /* ON ... LEASE: pushes are leased; 0 = plain */
+    uint32_t maxdeliver;
+    uint32_t gen;        /* tells this ON from an earlier one of c on q */
 } bsub;
 
 enum { DL_NONE = 0, DL_DIRTY, DL_RETURNED };
@@ -62,6 +74,11 @@ typedef struct bconn {
     btimer wt;
     struct bconn *rnext; /* connections to run at the end of the call */
     struct bconn *rprev;
+    blease *lfirst;      /* leases held, in delivery order */
+    blease *llast;
+    uint32_t w_lease_ms; /* the GET WAIT's LEASE, 0 = none */
+    uint32_t w_maxdeliver;
+    uint32_t sub_gen;
 } bconn;
 
 /* bslot holds a connection, or links to the next free id. */
@@ -95,14 +112,28 @@ struct beuss_engine {
     bconn *runt;
     uint64_t messages;
     uint64_t bytes;
+    bltable leases;
+    uint64_t last_lease_id; /* ids are never reused within an engine */
+    uint64_t leased_bytes;
+    bqueue *pumpq;          /* queues to pump once a batch of returns is done */
     beuss_stats st; /* the counters; gauges are filled by beuss_engine_stats */
 };
 
 /* Timer kinds in the heap. */
-enum { TK_WAIT = 1, TK_IDLE = 2 };
+enum { TK_WAIT = 1, TK_IDLE = 2, TK_LEASE = 3 };
 
 #define CONN_OF_TIMER(t) ((bconn *)((char *)(t) - offsetof(bconn, wt)))
 #define QUEUE_OF_TIMER(t) ((bqueue *)((char *)(t) - offsetof(bqueue, idle)))
+#define LEASE_OF_TIMER(tm) ((blease *)((char *)(tm) - offsetof(blease, t)))
+
+/* A lease whose message cannot be put back for want of memory stays held
+ * and is retried this much later: a message is never dropped. */
+#define LEASE_RETRY_MS 1000u
+/* A dead-letter queue is named "<queue>.dead"; a name longer than this
+ * keeps its first DEAD_BASE_MAX bytes, so the result stays within
+ * BEUSS_MAX_QUEUE_NAME. */
+#define DEAD_SUFFIX ".dead"
+#define DEAD_BASE_MAX (BEUSS_MAX_QUEUE_NAME - (sizeof(DEAD_SUFFIX) - 1))
 
 /* ---- config ------------------------------------------------------------ */
 
@@ -116,6 +147,7 @@ void beuss_config_init(beuss_config *cfg)
     cfg->max_line = BEUSS_DEFAULT_MAX_LINE;
     cfg->output_high_water = BEUSS_DEFAULT_OUTPUT_HIGH_WATER;
     cfg->queue_idle_ms = 0;
+    cfg->max_deliver = BEUSS_DEFAULT_MAX_DELIVER;
 }
 
 static int config_ok(const beuss_config *c)
@@ -123,7 +155,7 @@ static int config_ok(const beuss_config *c)
     return c->max_message_size >= 1 && c->max_message_size <= BEUSS_MAX_MAX_MESSAGE_SIZE &&
            (c->oversize == BEUSS_OVERSIZE_TRUNCATE || c->oversize == BEUSS_OVERSIZE_REJECT) &&
            c->max_line >= BEUSS_MIN_MAX_LINE && c->max_line <= BEUSS_MAX_MAX_LINE &&
-           c->output_high_water >= 1;
+           c->output_high_water >= 1 && c->max_deliver >= 1;
 }
 
 /* ---- lists --------------------------------------------------------------- */
@@ -319,7 +351,8 @@ static void sub_free(beuss_engine *e, bsub *s)
 
 static int queue_idle(const bqueue *q)
 {
-    return q->st.count == 0 && q->nsubs == 0 && q->nwait == 0;
+    return q->st.count == 0 && q->nsubs == 0 && q->nwait == 0 && q->nleased == 0 &&
+           !q->pump_later;
 }
 
 /* q_touch records activity on q and, with queue_idle_ms set, schedules the
@@ -503,23 +536,280 @@ static int reply_err(beuss_engine *e, bconn *c, berr code, const char *text)
 
 /* ---- delivery ----------------------------------------------------------- */
 
-/* push_to writes a PUSH of p[0:n) to subscription s and spends one credit.
- * It returns 0, or -1 when c's output could not grow (then c is closed and
- * s is freed: the caller must not touch s). */
-static int push_to(beuss_engine *e, bsub *s, const uint8_t *p, size_t n)
+/* put_lease_tail writes " <id> <deliveries>" of l at w and returns the bytes
+ * written (0 without a lease). At most 42 bytes. */
+static size_t put_lease_tail(uint8_t *w, const blease *l)
+{
+    size_t k = 0;
+    if (l == NULL)
+        return 0;
+    w[k++] = ' ';
+    k += u64_to_dec(w + k, l->id);
+    w[k++] = ' ';
+    k += u64_to_dec(w + k, l->deliveries);
+    return k;
+}
+
+/* reply_msg writes "MSG <bytes>[ <id> <deliveries>]\r\n<payload>\r\n", the
+ * lease part when l is not NULL. */
+static int reply_msg(beuss_engine *e, bconn *c, const uint8_t *p, size_t n, const blease *l)
+{
+    uint8_t *w;
+    size_t k;
+    if (l == NULL)
+        return reply_payload(e, c, "MSG ", 4, p, n);
+    w = out_begin(e, c, 4 + 20 + 42 + 2 + n + 2);
+    if (w == NULL)
+        return -1;
+    memcpy(w, "MSG ", 4);
+    k = 4 + u64_to_dec(w + 4, n);
+    k += put_lease_tail(w + k, l);
+    w[k++] = '\r';
+    w[k++] = '\n';
+    if (n)
+        memcpy(w + k, p, n);
+    k += n;
+    w[k++] = '\r';
+    w[k++] = '\n';
+    out_end(e, c, k);
+    return 0;
+}
+
+/* ---- leases ---------------------------------------------------------------- */
+
+static uint64_t deadline_after(uint64_t now, uint64_t ms)
+{
+    uint64_t at = ms > UINT64_MAX - now ? UINT64_MAX : now + ms;
+    return at > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : at;
+}
+
+/* pump_later puts q on the list pump_pending serves. */
+static void pump_later(beuss_engine *e, bqueue *q)
+{
+    if (q->pump_later)
+        return;
+    q->pump_later = 1;
+    q->pnext = e->pumpq;
+    e->pumpq = q;
+}
+
+static void pump(beuss_engine *e, bqueue *q);
+
+/* pump_pending pumps every queue put on the list by pump_later. */
+static void pump_pending(beuss_engine *e)
+{
+    while (e->pumpq) {
+        bqueue *q = e->pumpq;
+        e->pumpq = q->pnext;
+        q->pnext = NULL;
+        q->pump_later = 0;
+        pump(e, q);
+        q_touch(e, q);
+    }
+}
+
+/* lease_new returns a lease of q's message p[0:n), delivered prev times
+ * before, to c for lease_ms, registered by id, in the heap and on c's list;
+ * or NULL when memory runs out (nothing changed but the id counter). */
+static blease *lease_new(beuss_engine *e, bconn *c, bqueue *q, const uint8_t *p, size_t n,
+                         uint32_t prev, uint32_t lease_ms, uint32_t maxdeliver, uint32_t gen)
+{
+    blease *l = ba_malloc(&e->al, sizeof *l + n);
+    if (l == NULL)
+        return NULL;
+    memset(l, 0, sizeof *l);
+    l->id = ++e->last_lease_id;
+    l->q = q;
+    l->c = c;
+    l->deliveries = prev == UINT32_MAX ? prev : prev + 1;
+    l->maxdeliver = maxdeliver;
+    l->lease_ms = lease_ms;
+    l->sub_gen = gen;
+    l->len = (uint32_t)n;
+    if (n)
+        memcpy(l->data, p, n);
+    l->t.idx = BH_NONE;
+    l->t.kind = TK_LEASE;
+    l->t.at = deadline_after(e->now_ms, lease_ms);
+    if (heap_insert(&e->timers, &e->al, &l->t) != 0) {
+        ba_free(&e->al, l, sizeof *l + n);
+        return NULL;
+    }
+    if (lt_insert(&e->leases, &e->al, l) != 0) {
+        heap_remove(&e->timers, &l->t);
+        ba_free(&e->al, l, sizeof *l + n);
+        return NULL;
+    }
+    l->cnext = NULL;
+    l->cprev = c->llast;
+    if (c->llast)
+        c->llast->cnext = l;
+    else
+        c->lfirst = l;
+    c->llast = l;
+    q->nleased++;
+    e->st.leased++;
+    e->leased_bytes += n;
+    return l;
+}
+
+/* lease_detach takes l off its connection's list: nobody holds it any more. */
+static void lease_detach(blease *l)
+{
+    bconn *c = l->c;
+    if (c == NULL)
+        return;
+    if (l->cprev)
+        l->cprev->cnext = l->cnext;
+    else
+        c->lfirst = l->cnext;
+    if (l->cnext)
+        l->cnext->cprev = l->cprev;
+    else
+        c->llast = l->cprev;
+    l->cnext = l->cprev = NULL;
+    l->c = NULL;
+}
+
+/* lease_drop forgets l and frees it (ACK, or a delivery that failed). */
+static void lease_drop(beuss_engine *e, blease *l)
+{
+    bqueue *q = l->q;
+    lease_detach(l);
+    heap_remove(&e->timers, &l->t);
+    lt_remove(&e->leases, l);
+    q->nleased--;
+    e->st.leased--;
+    e->leased_bytes -= l->len;
+    ba_free(&e->al, l, sizeof *l + l->len);
+    q_touch(e, q);
+}
+
+/* lease_credit gives back the credit l used, if it came from its holder's
+ * current ON of that queue (prefetch semantics), and schedules a pump. */
+static void lease_credit(beuss_engine *e, blease *l)
+{
+    bsub *s;
+    if (l->c == NULL || l->sub_gen == 0)
+        return;
+    s = sub_find(l->c, l->q);
+    if (s == NULL || s->gen != l->sub_gen || s->credit == UINT32_MAX)
+        return;
+    s->credit++;
+    sub_update(s);
+    pump_later(e, l->q);
+}
+
+/* dead_name writes the name of q's dead-letter queue into name and returns
+ * its length. */
+static size_t dead_name(const bqueue *q, uint8_t name[BEUSS_MAX_QUEUE_NAME])
+{
+    size_t k = q->namelen > DEAD_BASE_MAX ? DEAD_BASE_MAX : q->namelen;
+    memcpy(name, q->name, k);
+    memcpy(name + k, DEAD_SUFFIX, sizeof(DEAD_SUFFIX) - 1);
+    return k + sizeof(DEAD_SUFFIX) - 1;
+}
+
+static bqueue *get_queue(beuss_engine *e, bview t, int *created);
+static void undo_create(beuss_engine *e, bqueue *q, int created);
+
+/* dead_letter appends p[0:n) to q's dead-letter queue as a fresh message
+ * (delivery count reset, so it can be put back or taken under a new lease).
+ * It returns 0, or -1 when memory runs out (nothing changed). */
+static int dead_letter(beuss_engine *e, bqueue *q, const uint8_t *p, size_t n)
+{
+    uint8_t name[BEUSS_MAX_QUEUE_NAME];
+    bview t;
+    bqueue *d;
+    int created;
+    t.p = name;
+    t.n = dead_name(q, name);
+    d = get_queue(e, t, &created);
+    if (d == NULL)
+        return -1;
+    if (store_append(&d->st, &e->al, p, n) != 0) {
+        undo_create(e, d, created);
+        return -1;
+    }
+    e->messages++;
+    e->bytes += n;
+    e->st.dead_lettered++;
+    pump_later(e, d);
+    return 0;
+}
+
+/* lease_return puts l's message back at the head of its queue, or into the
+ * dead-letter queue once it was delivered maxdeliver times, frees l, and
+ * schedules a pump. It returns 0, or -1 when memory runs out: then l stays,
+ * held by nobody, and is retried LEASE_RETRY_MS later. */
+static int lease_return(beuss_engine *e, blease *l)
+{
+    bqueue *q = l->q;
+    if (l->deliveries >= l->maxdeliver) {
+        if (dead_letter(e, q, l->data, l->len) != 0)
+            goto retry;
+    } else {
+        if (store_push_front(&q->st, &e->al, l->data, l->len, l->deliveries) != 0)
+            goto retry;
+        e->messages++;
+        e->bytes += l->len;
+        pump_later(e, q);
+    }
+    lease_drop(e, l);
+    return 0;
+retry:
+    lease_detach(l);
+    heap_remove(&e->timers, &l->t);
+    l->t.at = deadline_after(e->now_ms, LEASE_RETRY_MS);
+    /* Cannot fail: the heap had room for this timer a moment ago. */
+    (void)heap_insert(&e->timers, &e->al, &l->t);
+    return -1;
+}
+
+/* conn_return_leases puts back every message c holds, latest delivered
+ * first so that they keep their order at the head of their queues. */
+static void conn_return_leases(beuss_engine *e, bconn *c)
+{
+    while (c->llast)
+        lease_return(e, c->llast);
+    pump_pending(e);
+}
+
+/* ---- delivery to consumers ----------------------------------------------- */
+
+/* push_to writes a PUSH of q's message p[0:n) (delivered prev times before)
+ * to subscription s and spends one credit; under a lease it first leases
+ * the message. It returns 0, or -1 when c's output could not grow or no
+ * lease could be made (then c is closed and s is freed: the caller must not
+ * touch s, and the message stays with the caller). */
+static int push_to(beuss_engine *e, bsub *s, const uint8_t *p, size_t n, uint32_t prev)
 {
     bconn *c = s->c;
     bqueue *q = s->q;
-    uint8_t *w = out_begin(e, c, 5 + q->namelen + 1 + 20 + 2 + n + 2);
+    blease *l = NULL;
+    uint8_t *w;
     size_t k;
-    if (w == NULL)
+    if (s->lease_ms) {
+        l = lease_new(e, c, q, p, n, prev, s->lease_ms, s->maxdeliver, s->gen);
+        if (l == NULL) {
+            reply_err(e, c, BE_INTERNAL, "out of memory leasing a message; subscriptions ended");
+            conn_set_closing(e, c);
+            return -1;
+        }
+    }
+    w = out_begin(e, c, 5 + q->namelen + 1 + 20 + 42 + 2 + n + 2);
+    if (w == NULL) {
+        if (l)
+            lease_drop(e, l);
         return -1;
+    }
     memcpy(w, "PUSH ", 5);
     k = 5;
     memcpy(w + k, q->name, q->namelen);
     k += q->namelen;
     w[k++] = ' ';
     k += u64_to_dec(w + k, n);
+    k += put_lease_tail(w + k, l);
     w[k++] = '\r';
     w[k++] = '\n';
     if (n)
@@ -529,6 +819,8 @@ static int push_to(beuss_engine *e, bsub *s, const uint8_t *p, size_t n)
     w[k++] = '\n';
     s->credit--;
     e->st.pushed++;
+    if (prev)
+        e->st.redelivered++;
     if (s->in_ring)
         q->ring = s->rnext; /* round robin: the next one is served next */
     if (s->credit == 0)
@@ -537,14 +829,34 @@ static int push_to(beuss_engine *e, bsub *s, const uint8_t *p, size_t n)
     return 0;
 }
 
-/* answer_waiter answers c's GET WAIT with p[0:n). It returns 0, or -1 when
- * c's output could not grow (then c is closed and no longer waits). */
-static int answer_waiter(beuss_engine *e, bconn *c, const uint8_t *p, size_t n)
+/* answer_waiter answers c's GET WAIT on q with p[0:n) (delivered prev times
+ * before), leased if the GET asked for it. It returns 0, or -1 when the
+ * message was not taken: c's output could not grow (then c is closed) or no
+ * lease could be made (then c got ERR INTERNAL); either way c no longer
+ * waits. */
+static int answer_waiter(beuss_engine *e, bconn *c, bqueue *q, const uint8_t *p, size_t n,
+                         uint32_t prev)
 {
-    if (reply_payload(e, c, "MSG ", 4, p, n) != 0)
+    blease *l = NULL;
+    if (c->w_lease_ms) {
+        l = lease_new(e, c, q, p, n, prev, c->w_lease_ms, c->w_maxdeliver, 0);
+        if (l == NULL) {
+            if (reply_err(e, c, BE_INTERNAL, "out of memory leasing the message") == 0) {
+                wait_end(e, c);
+                run_add(e, c);
+            }
+            return -1;
+        }
+    }
+    if (reply_msg(e, c, p, n, l) != 0) {
+        if (l)
+            lease_drop(e, l);
         return -1;
+    }
     wait_end(e, c);
     e->st.taken++;
+    if (prev)
+        e->st.redelivered++;
     run_add(e, c);
     return 0;
 }
@@ -569,12 +881,13 @@ static void pump(beuss_engine *e, bqueue *q)
     while (q->st.count) {
         const uint8_t *p;
         size_t n;
-        store_peek(&q->st, &p, &n);
+        uint32_t prev;
+        store_peek_d(&q->st, &p, &n, &prev);
         if (q->wfirst) {
-            if (answer_waiter(e, q->wfirst, p, n) == 0)
+            if (answer_waiter(e, q->wfirst, q, p, n, prev) == 0)
                 queue_drop(e, q);
         } else if (q->ring) {
-            if (push_to(e, q->ring, p, n) == 0)
+            if (push_to(e, q->ring, p, n, prev) == 0)
                 queue_drop(e, q);
         } else {
             break;
@@ -716,13 +1029,15 @@ static void do_put(beuss_engine *e, bconn *c, const bframe *f)
     if (q->st.count == 0) {
         /* Hand over directly: no copy through the store. */
         while (q->wfirst)
-            if (answer_waiter(e, q->wfirst, f->payload, f->plen) == 0)
+            if (answer_waiter(e, q->wfirst, q, f->payload, f->plen, 0) == 0)
                 goto accepted;
         while (q->ring)
-            if (push_to(e, q->ring, f->payload, f->plen) == 0)
+            if (push_to(e, q->ring, f->payload, f->plen, 0) == 0)
                 goto accepted;
     }
-    if (e->cfg.max_queued_bytes && e->bytes + f->plen > e->cfg.max_queued_bytes) {
+    /* Leased messages count: they may come back. */
+    if (e->cfg.max_queued_bytes &&
+        e->bytes + e->leased_bytes + f->plen > e->cfg.max_queued_bytes) {
         e->st.rejected_full++;
         undo_create(e, q, created);
         reply_err(e, c, BE_FULL, "the server's cap on queued bytes would be exceeded");
@@ -742,39 +1057,104 @@ accepted:
     reply_ok_num(e, c, f->plen);
 }
 
+/* Options of GET and ON, "NAME <n>" pairs after the queue. */
+enum { O_WAIT = 1, O_CREDIT = 2, O_LEASE = 4, O_MAXDELIVER = 8 };
+
+typedef struct bopts {
+    unsigned has;
+    uint64_t wait;
+    uint64_t credit;
+    uint32_t lease;
+    uint32_t maxdeliver;
+} bopts;
+
+/* parse_opts reads f's options from tok[2] on, among those in allowed, into
+ * *o. It replies an error and returns 0 when one is unknown, repeated,
+ * missing its number or out of bounds (LEASE and MAXDELIVER are 1 to
+ * 4294967295; MAXDELIVER needs LEASE). */
+static int parse_opts(beuss_engine *e, bconn *c, const bframe *f, unsigned allowed, bopts *o,
+                      const char *usage)
+{
+    uint32_t i;
+    memset(o, 0, sizeof *o);
+    o->maxdeliver = e->cfg.max_deliver;
+    if (f->ntok % 2 != 0) {
+        err_usage(e, c, usage);
+        return 0;
+    }
+    for (i = 2; i < f->ntok; i += 2) {
+        unsigned bit = bp_tok_is(f->tok[i], "WAIT")         ? O_WAIT
+                       : bp_tok_is(f->tok[i], "CREDIT")     ? O_CREDIT
+                       : bp_tok_is(f->tok[i], "LEASE")      ? O_LEASE
+                       : bp_tok_is(f->tok[i], "MAXDELIVER") ? O_MAXDELIVER
+                                                            : 0;
+        uint64_t v;
+        if (!(bit & allowed) || (o->has & bit)) {
+            err_usage(e, c, usage);
+            return 0;
+        }
+        if (!bp_parse_number(f->tok[i + 1], &v)) {
+            err_number(e, c, f->tok[i + 1]);
+            return 0;
+        }
+        o->has |= bit;
+        if (bit == O_WAIT) {
+            o->wait = v;
+        } else if (bit == O_CREDIT) {
+            o->credit = v;
+        } else {
+            if (v == 0 || v > UINT32_MAX) {
+                reply_err(e, c, BE_BAD_ARGS,
+                          bit == O_LEASE ? "LEASE is 1 to 4294967295 ms"
+                                         : "MAXDELIVER is 1 to 4294967295 deliveries");
+                return 0;
+            }
+            if (bit == O_LEASE)
+                o->lease = (uint32_t)v;
+            else
+                o->maxdeliver = (uint32_t)v;
+        }
+    }
+    if ((o->has & O_MAXDELIVER) && !(o->has & O_LEASE)) {
+        reply_err(e, c, BE_BAD_ARGS, "MAXDELIVER needs LEASE");
+        return 0;
+    }
+    return 1;
+}
+
 static void do_get(beuss_engine *e, bconn *c, const bframe *f, uint64_t now)
 {
-    static const char usage[] = "usage: GET <queue> [WAIT <ms>]";
-    uint64_t ms = 0;
+    static const char usage[] = "usage: GET <queue> [WAIT <ms>] [LEASE <ms>] [MAXDELIVER <n>]";
+    bopts o;
     bqueue *q;
     const uint8_t *p;
     size_t n;
+    uint32_t prev;
     int created;
-    if (!check_args(e, c, f, 2, 4, usage))
+    if (!check_args(e, c, f, 2, 8, usage) ||
+        !parse_opts(e, c, f, O_WAIT | O_LEASE | O_MAXDELIVER, &o, usage))
         return;
-    if (f->ntok == 3) {
-        err_usage(e, c, usage);
-        return;
-    }
-    if (f->ntok == 4) {
-        if (!bp_tok_is(f->tok[2], "WAIT")) {
-            err_usage(e, c, usage);
-            return;
-        }
-        if (!bp_parse_number(f->tok[3], &ms)) {
-            err_number(e, c, f->tok[3]);
-            return;
-        }
-    }
     q = find_queue(e, f->tok[1]);
-    if (q && store_peek(&q->st, &p, &n)) {
-        if (reply_payload(e, c, "MSG ", 4, p, n) == 0) {
+    if (q && store_peek_d(&q->st, &p, &n, &prev)) {
+        blease *l = NULL;
+        if (o.lease) {
+            l = lease_new(e, c, q, p, n, prev, o.lease, o.maxdeliver, 0);
+            if (l == NULL) {
+                reply_err(e, c, BE_INTERNAL, "out of memory leasing the message");
+                return;
+            }
+        }
+        if (reply_msg(e, c, p, n, l) == 0) {
             queue_drop(e, q);
             e->st.taken++;
+            if (prev)
+                e->st.redelivered++;
+        } else if (l) {
+            lease_drop(e, l);
         }
         return;
     }
-    if (ms == 0) {
+    if (o.wait == 0) {
         REPLY(e, c, "EMPTY\r\n");
         return;
     }
@@ -783,15 +1163,15 @@ static void do_get(beuss_engine *e, bconn *c, const bframe *f, uint64_t now)
         reply_err(e, c, BE_INTERNAL, "out of memory creating the queue");
         return;
     }
-    c->wt.at = ms > UINT64_MAX - now ? UINT64_MAX : now + ms;
-    if (c->wt.at > (uint64_t)INT64_MAX)
-        c->wt.at = (uint64_t)INT64_MAX;
+    c->wt.at = deadline_after(now, o.wait);
     c->wt.kind = TK_WAIT;
     if (heap_insert(&e->timers, &e->al, &c->wt) != 0) {
         undo_create(e, q, created);
         reply_err(e, c, BE_INTERNAL, "out of memory registering the wait");
         return;
     }
+    c->w_lease_ms = o.lease;
+    c->w_maxdeliver = o.maxdeliver;
     c->wq = q;
     c->wnext = NULL;
     c->wprev = q->wlast;
@@ -822,21 +1202,16 @@ static void do_peek(beuss_engine *e, bconn *c, const bframe *f)
 
 static void do_on(beuss_engine *e, bconn *c, const bframe *f)
 {
-    static const char usage[] = "usage: ON <queue> [CREDIT <n>]";
-    uint64_t credit = 1;
+    static const char usage[] = "usage: ON <queue> [CREDIT <n>] [LEASE <ms>] [MAXDELIVER <n>]";
+    uint64_t credit;
+    bopts o;
     bqueue *q;
     bsub *s;
     int created;
-    if (!check_args(e, c, f, 2, 4, usage))
+    if (!check_args(e, c, f, 2, 8, usage) ||
+        !parse_opts(e, c, f, O_CREDIT | O_LEASE | O_MAXDELIVER, &o, usage))
         return;
-    if (f->ntok == 3 || (f->ntok == 4 && !bp_tok_is(f->tok[2], "CREDIT"))) {
-        err_usage(e, c, usage);
-        return;
-    }
-    if (f->ntok == 4 && !bp_parse_number(f->tok[3], &credit)) {
-        err_number(e, c, f->tok[3]);
-        return;
-    }
+    credit = (o.has & O_CREDIT) ? o.credit : 1;
     q = get_queue(e, f->tok[1], &created);
     if (q == NULL) {
         reply_err(e, c, BE_INTERNAL, "out of memory creating the queue");
@@ -856,6 +1231,9 @@ static void do_on(beuss_engine *e, bconn *c, const bframe *f)
     s->q = q;
     s->c = c;
     s->credit = credit > UINT32_MAX ? UINT32_MAX : (uint32_t)credit;
+    s->lease_ms = o.lease;
+    s->maxdeliver = o.maxdeliver;
+    s->gen = ++c->sub_gen ? c->sub_gen : ++c->sub_gen; /* 0 means "from a GET" */
     sub_link(s);
     e->st.consumers++;
     if (REPLY(e, c, "OK\r\n") != 0)
@@ -905,6 +1283,95 @@ static void do_off(beuss_engine *e, bconn *c, const bframe *f)
     REPLY(e, c, "OK\r\n");
 }
 
+/* find_lease returns the lease id (token t) held by c, or NULL after
+ * replying BAD_NUMBER or UNKNOWN_LEASE. Only the holder may settle a lease:
+ * another connection's stale id must not settle a later delivery. */
+static blease *find_lease(beuss_engine *e, bconn *c, bview t)
+{
+    uint64_t id;
+    blease *l;
+    if (!bp_parse_number(t, &id)) {
+        err_number(e, c, t);
+        return NULL;
+    }
+    l = lt_find(&e->leases, id);
+    if (l == NULL || l->c != c) {
+        reply_err(e, c, BE_UNKNOWN_LEASE,
+                  "no lease with that id is held by this connection (settled, expired or another's)");
+        return NULL;
+    }
+    return l;
+}
+
+static void do_ack(beuss_engine *e, bconn *c, const bframe *f)
+{
+    blease *l;
+    if (!check_args(e, c, f, 2, 2, "usage: ACK <id>"))
+        return;
+    l = find_lease(e, c, f->tok[1]);
+    if (l == NULL)
+        return;
+    lease_credit(e, l);
+    lease_drop(e, l);
+    e->st.acked++;
+    if (REPLY(e, c, "OK\r\n") == 0)
+        pump_pending(e);
+}
+
+static void do_nack(beuss_engine *e, bconn *c, const bframe *f)
+{
+    static const char usage[] = "usage: NACK <id> [DELAY <ms>]";
+    uint64_t ms = 0;
+    blease *l;
+    if (!check_args(e, c, f, 2, 4, usage))
+        return;
+    if (f->ntok == 3 || (f->ntok == 4 && !bp_tok_is(f->tok[2], "DELAY"))) {
+        err_usage(e, c, usage);
+        return;
+    }
+    if (f->ntok == 4 && !bp_parse_number(f->tok[3], &ms)) {
+        err_number(e, c, f->tok[3]);
+        return;
+    }
+    l = find_lease(e, c, f->tok[1]);
+    if (l == NULL)
+        return;
+    lease_credit(e, l);
+    e->st.nacked++;
+    if (ms == 0 || l->deliveries >= l->maxdeliver) {
+        lease_return(e, l); /* on no memory it is retried later */
+    } else {
+        /* Held by nobody until the delay ends, then put back. */
+        lease_detach(l);
+        heap_remove(&e->timers, &l->t);
+        l->t.at = deadline_after(e->now_ms, ms);
+        (void)heap_insert(&e->timers, &e->al, &l->t); /* it was just removed */
+    }
+    if (REPLY(e, c, "OK\r\n") == 0)
+        pump_pending(e);
+}
+
+static void do_touch(beuss_engine *e, bconn *c, const bframe *f)
+{
+    uint64_t ms;
+    blease *l;
+    if (!check_args(e, c, f, 2, 3, "usage: TOUCH <id> [<ms>]"))
+        return;
+    if (f->ntok == 3 && !bp_parse_number(f->tok[2], &ms)) {
+        err_number(e, c, f->tok[2]);
+        return;
+    }
+    l = find_lease(e, c, f->tok[1]);
+    if (l == NULL)
+        return;
+    if (f->ntok == 2)
+        ms = l->lease_ms;
+    heap_remove(&e->timers, &l->t);
+    l->t.at = deadline_after(e->now_ms, ms);
+    (void)heap_insert(&e->timers, &e->al, &l->t); /* it was just removed */
+    REPLY(e, c, "OK\r\n");
+}
+
 static void do_len(beuss_engine *e, bconn *c, const bframe *f)
 {
     bqueue *q;
@@ -940,6 +1407,15 @@ static int cmp_queue(const void *a, const void *b)
     return x->namelen < y->namelen ? -1 : x->namelen > y->namelen;
 }
 
+/* dead_count returns the number of messages in q's dead-letter queue. */
+static uint64_t dead_count(const beuss_engine *e, const bqueue *q)
+{
+    uint8_t name[BEUSS_MAX_QUEUE_NAME];
+    size_t k = dead_name(q, name);
+    const bqueue *d = qt_find(&e->qt, name, k);
+    return d ? d->st.count : 0;
+}
+
 static void do_queues(beuss_engine *e, bconn *c)
 {
     size_t n = e->qt.count, i, k = 0, size = 0, w;
@@ -959,7 +1435,9 @@ static void do_queues(beuss_engine *e, bconn *c)
         qsort(v, n, sizeof *v, cmp_queue);
     }
     for (i = 0; i < n; i++)
-        size += v[i]->namelen + 1 + u64_dec_len(v[i]->st.count) + 1 + u64_dec_len(v[i]->nsubs) + 1;
+        size += v[i]->namelen + 1 + u64_dec_len(v[i]->st.count) + 1 + u64_dec_len(v[i]->nsubs) +
+                1 + u64_dec_len(v[i]->nleased) + 1 + u64_dec_len(0) + 1 +
+                u64_dec_len(dead_count(e, v[i])) + 1;
     o = out_begin(e, c, 5 + 20 + 2 + size + 2);
     if (o != NULL) {
         memcpy(o, "DATA ", 5);
@@ -973,6 +1451,12 @@ static void do_queues(beuss_engine *e, bconn *c)
             w += u64_to_dec(o + w, v[i]->st.count);
             o[w++] = ' ';
             w += u64_to_dec(o + w, v[i]->nsubs);
+            o[w++] = ' ';
+            w += u64_to_dec(o + w, v[i]->nleased);
+            o[w++] = ' ';
+            w += u64_to_dec(o + w, 0); /* scheduled: no scheduler yet */
+            o[w++] = ' ';
+            w += u64_to_dec(o + w, dead_count(e, v[i]));
             o[w++] = '\n';
         }
         o[w++] = '\r';
@@ -985,8 +1469,8 @@ static void do_queues(beuss_engine *e, bconn *c)
 static void do_stats(beuss_engine *e, bconn *c, uint64_t now)
 {
     beuss_stats s;
-    char doc[1024];
-    int n;
+    char doc[1536];
+    int n, m;
     memset(&s, 0, sizeof s);
     beuss_engine_stats(e, &s);
     n = snprintf(doc, sizeof doc,
@@ -1010,7 +1494,57 @@ static void do_stats(beuss_engine *e, bconn *c, uint64_t now)
         reply_err(e, c, BE_INTERNAL, "statistics do not fit");
         return;
     }
-    reply_payload(e, c, "DATA ", 5, (const uint8_t *)doc, (size_t)n);
+    m = snprintf(doc + n, sizeof doc - (size_t)n,
+                 "leased %llu\nacked %llu\nnacked %llu\nexpired %llu\nredelivered %llu\n"
+                 "dead_lettered %llu\nmax_deliver %u\n",
+                 (unsigned long long)s.leased, (unsigned long long)s.acked,
+                 (unsigned long long)s.nacked, (unsigned long long)s.expired,
+                 (unsigned long long)s.redelivered, (unsigned long long)s.dead_lettered,
+                 (unsigned)e->cfg.max_deliver);
+    if (m < 0 || (size_t)m >= sizeof doc - (size_t)n) {
+        reply_err(e, c, BE_INTERNAL, "statistics do not fit");
+        return;
+    }
+    reply_payload(e, c, "DATA ", 5, (const uint8_t *)doc, (size_t)n + (size_t)m);
+}
+
+/* do_queue_stats answers STATS <queue>: the counts of one queue (all 0 for
+ * a queue that does not exist) and the name of its dead-letter queue. */
+static void do_queue_stats(beuss_engine *e, bconn *c, const bframe *f)
+{
+    static const bqueue none;
+    const bqueue *q = find_queue(e, f->tok[1]);
+    uint8_t dname[BEUSS_MAX_QUEUE_NAME];
+    uint8_t doc[512 + BEUSS_MAX_QUEUE_NAME];
+    size_t dl;
+    int n;
+    if (q == NULL) {
+        /* dead_name only reads the name: build it from the token. */
+        size_t k = f->tok[1].n > DEAD_BASE_MAX ? DEAD_BASE_MAX : f->tok[1].n;
+        memcpy(dname, f->tok[1].p, k);
+        memcpy(dname + k, DEAD_SUFFIX, sizeof(DEAD_SUFFIX) - 1);
+        dl = k + sizeof(DEAD_SUFFIX) - 1;
+        q = &none;
+    } else {
+        dl = dead_name(q, dname);
+    }
+    {
+        const bqueue *d = qt_find(&e->qt, dname, dl);
+        n = snprintf((char *)doc, sizeof doc,
+                     "ready %llu\nconsumers %u\nleased %llu\nscheduled 0\ndead %llu\n"
+                     "waiting %u\nbytes %llu\ndead_queue ",
+                     (unsigned long long)q->st.count, (unsigned)q->nsubs,
+                     (unsigned long long)q->nleased,
+                     (unsigned long long)(d ? d->st.count : 0), (unsigned)q->nwait,
+                     (unsigned long long)q->st.bytes);
+    }
+    if (n < 0 || (size_t)n + dl + 1 > sizeof doc) {
+        reply_err(e, c, BE_INTERNAL, "statistics do not fit");
+        return;
+    }
+    memcpy(doc + n, dname, dl);
+    doc[(size_t)n + dl] = '\n';
+    reply_payload(e, c, "DATA ", 5, doc, (size_t)n + dl + 1);
 }
 
 /* exec runs one complete request of c. */
@@ -1046,8 +1580,21 @@ static void exec(beuss_engine *e, bconn *c, const bframe *f, uint64_t now)
             do_queues(e, c);
         break;
     case BC_STATS:
-        if (check_args(e, c, f, 1, 1, "STATS takes no arguments"))
-            do_stats(e, c, now);
+        if (check_args(e, c, f, 1, 2, "usage: STATS [<queue>]")) {
+            if (f->ntok == 1)
+                do_stats(e, c, now);
+            else
+                do_queue_stats(e, c, f);
+        }
+        break;
+    case BC_ACK:
+        do_ack(e, c, f);
+        break;
+    case BC_NACK:
+        do_nack(e, c, f);
+        break;
+    case BC_TOUCH:
+        do_touch(e, c, f);
         break;
     case BC_PING:
         if (check_args(e, c, f, 1, 1, "PING takes no arguments"))
@@ -1171,6 +1718,7 @@ static bconn *conn_get(const beuss_engine *e, uint32_t id)
 static void conn_destroy(beuss_engine *e, bconn *c)
 {
     conn_set_closing(e, c);
+    conn_return_leases(e, c);
     if (c->dl == DL_DIRTY)
         list_unlink(&e->dirty, c);
     else if (c->dl == DL_RETURNED)
@@ -1192,6 +1740,20 @@ void beuss_engine_free(beuss_engine *e)
     balloc al;
     if (e == NULL)
         return;
+    /* Leases die with the engine: free them first, so closing their
+     * connections does not put them back. */
+    for (i = 0; i < e->leases.nb; i++) {
+        blease *l = e->leases.b[i];
+        while (l) {
+            blease *next = l->hnext;
+            ba_free(&e->al, l, sizeof *l + l->len);
+            l = next;
+        }
+    }
+    lt_free(&e->leases, &e->al);
+    for (i = 0; i < e->nslots; i++)
+        if (e->slots[i].c)
+            e->slots[i].c->lfirst = e->slots[i].c->llast = NULL;
     for (i = 0; i < e->nslots; i++)
         if (e->slots[i].c)
             conn_destroy(e, e->slots[i].c);
@@ -1335,12 +1897,23 @@ int64_t beuss_next_deadline(const beuss_engine *e)
 int beuss_tick(beuss_engine *e, uint64_t now_ms)
 {
     btimer *t;
+    blease *due = NULL;
     if (e == NULL)
         return BEUSS_EINVAL;
     e->now_ms = now_ms;
     while ((t = heap_min(&e->timers)) != NULL && t->at <= now_ms) {
         if (t->kind == TK_IDLE) {
             idle_fire(e, QUEUE_OF_TIMER(t), now_ms);
+        } else if (t->kind == TK_LEASE) {
+            blease *l = LEASE_OF_TIMER(t);
+            heap_remove(&e->timers, t);
+            if (l->c != NULL) { /* expired; a held one (NACK delay) just ends */
+                e->st.expired++;
+                lease_credit(e, l);
+                lease_detach(l);
+            }
+            l->xnext = due; /* a stack: the latest due goes back first */
+            due = l;
         } else {
             bconn *c = CONN_OF_TIMER(t);
             /* On failure c is closed, which also ends its wait. */
@@ -1350,6 +1923,13 @@ int beuss_tick(beuss_engine *e, uint64_t now_ms)
             }
         }
     }
+    while (due) {
+        blease *l = due;
+        due = l->xnext;
+        l->xnext = NULL;
+        lease_return(e, l);
+    }
+    pump_pending(e);
     run_all(e, now_ms);
     return BEUSS_OK;
 }
@@ -1407,5 +1987,6 @@ void beuss_engine_stats(const beuss_engine *e, beuss_stats *s)
     s->queues = e->qt.count;
     s->messages = e->messages;
     s->bytes = e->bytes;
+    s->leased = e->st.leased;
     s->memory = e->al.held;
 }

@@ -20,6 +20,7 @@ static const struct {
     [BE_TOO_MANY_CONNECTIONS] = {"TOO_MANY_CONNECTIONS", "too many connections"},
     [BE_SHUTTING_DOWN] = {"SHUTTING_DOWN", "the server is shutting down"},
     [BE_INTERNAL] = {"INTERNAL", "out of memory; nothing was changed"},
+    [BE_UNKNOWN_LEASE] = {"UNKNOWN_LEASE", "no lease with that id is held by this connection"},
 };
 
 /* berr_name returns the stable wire code of e. */

@@ -4,7 +4,8 @@
  * One concern per file: alloc.c (counting allocator), buf.c (byte buffer),
  * parser.c (incremental request parser), store.c (FIFO record storage),
  * queue.c (queues by name), heap.c (timer heap), errors.c (codes and texts),
- * engine.c (connections, dispatch, delivery, output).
+ * lease.c (leased messages by id), engine.c (connections, dispatch,
+ * delivery, leases, output).
  */
 #ifndef BEUSS_INTERNAL_H
 #define BEUSS_INTERNAL_H
@@ -21,6 +22,43 @@
 #else
 #define B_LIKELY(x) (x)
 #define B_UNLIKELY(x) (x)
+/* ---- lease.c ---------------------------------------------------------- */
+
+/* blease is a message handed out under a lease: it left its queue's store
+ * and waits here for ACK (freed), NACK, expiry or its connection's close
+ * (put back at the head of q, or dead-lettered). Its payload is inline. */
+typedef struct blease {
+    struct blease *hnext; /* hash chain */
+    struct blease *cnext; /* its connection's leases, in delivery order */
+    struct blease *cprev;
+    struct blease *xnext; /* scratch: leases being returned together */
+    uint64_t id;
+    btimer t;             /* expiry, or end of a NACK delay */
+    bqueue *q;
+    struct bconn *c;      /* holder; NULL once NACKed with a delay */
+    uint32_t deliveries;  /* this delivery included */
+    uint32_t maxdeliver;  /* dead-letter when a return reaches this */
+    uint32_t lease_ms;    /* TOUCH without a time extends by this */
+    uint32_t sub_gen;     /* the ON it came from (credit back), 0 for GET */
+    uint32_t len;
+    uint8_t data[];
+} blease;
+
+typedef struct bltable {
+    blease **b;
+    size_t nb; /* 0 or a power of two */
+    size_t count;
+} bltable;
+
+/* lt_find returns the lease with that id, or NULL. */
+blease *lt_find(const bltable *t, uint64_t id);
+/* lt_insert adds l. It returns 0, or -1 when the first bucket array cannot
+ * be allocated (a failed growth only makes chains longer). */
+int lt_insert(bltable *t, balloc *al, blease *l);
+/* lt_remove unlinks l, which must be in t. */
+void lt_remove(bltable *t, blease *l);
+void lt_free(bltable *t, balloc *al);
+
 #endif
 
 /* ---- alloc.c ---------------------------------------------------------- */
@@ -85,6 +123,7 @@ typedef enum berr {
     BE_TOO_MANY_CONNECTIONS,
     BE_SHUTTING_DOWN,
     BE_INTERNAL,
+    BE_UNKNOWN_LEASE,
     BE_COUNT
 } berr;
 
@@ -109,11 +148,15 @@ typedef enum bcmd {
     BC_QUEUES,
     BC_STATS,
     BC_PING,
-    BC_QUIT
+    BC_QUIT,
+    BC_ACK,
+    BC_NACK,
+    BC_TOUCH
 } bcmd;
 
-/* BP_MAX_TOK is the number of tokens a frame keeps; no command takes more. */
-#define BP_MAX_TOK 6
+/* BP_MAX_TOK is the number of tokens a frame keeps; no command takes more
+ * (GET q WAIT ms LEASE ms MAXDELIVER n is 8). */
+#define BP_MAX_TOK 10
 
 typedef struct bview {
     const uint8_t *p;
@@ -183,9 +226,10 @@ size_t bp_escape(char *dst, size_t cap, const uint8_t *t, size_t n);
  * payload under 16 KiB (every message at the default maximum), else 4:
  *   short: 0 E l l l l l l  l l l l l l l l      14-bit length
  *   long:  1 E l l l l l l  l l l l l l l l  x2  30-bit length
- * The first bit tells the form. E (BREC_EXT, reserved, never set yet) will
- * mark an extended header (message id, delivery count) after it, so fresh
- * messages pay nothing for at-least-once delivery. */
+ * The first bit tells the form. E (BREC_EXT) marks a 4-byte big-endian
+ * delivery count after it, set only on a message put back after a lease
+ * ended unacknowledged, so fresh messages pay nothing for at-least-once
+ * delivery. */
 #define BREC_LONG 0x80u
 #define BREC_EXT 0x40u
 #define BREC_SHORT_MAX 0x3FFFu
@@ -210,8 +254,9 @@ typedef struct bstore {
 } bstore;
 
 int store_append(bstore *s, balloc *al, const uint8_t *data, size_t len);
-int store_push_front(bstore *s, balloc *al, const uint8_t *data, size_t len);
+int store_push_front(bstore *s, balloc *al, const uint8_t *data, size_t len, uint32_t d);
 int store_peek(const bstore *s, const uint8_t **data, size_t *len);
+int store_peek_d(const bstore *s, const uint8_t **data, size_t *len, uint32_t *d);
 void store_drop(bstore *s, balloc *al);
 uint64_t store_purge(bstore *s, balloc *al);
 
@@ -255,6 +300,9 @@ typedef struct bqueue {
     struct bconn *wlast;
     uint32_t nwait;
     btimer idle;          /* idle cleanup timer (queue_idle_ms) */
+    uint64_t nleased;     /* its messages held under a lease (or a NACK delay) */
+    struct bqueue *pnext; /* on the engine's list of queues to pump */
+    int pump_later;
     uint64_t last_active; /* ms of the last request or event naming it */
     uint32_t namelen;
     uint8_t name[];
@@ -273,5 +321,42 @@ bqueue *qt_get(bqtable *t, balloc *al, const uint8_t *name, size_t n);
 /* qt_remove unlinks and frees q, which must hold no messages. */
 void qt_remove(bqtable *t, balloc *al, bqueue *q);
 void qt_free(bqtable *t, balloc *al);
+
+/* ---- lease.c ---------------------------------------------------------- */
+
+/* blease is a message handed out under a lease: it left its queue's store
+ * and waits here for ACK (freed), NACK, expiry or its connection's close
+ * (put back at the head of q, or dead-lettered). Its payload is inline. */
+typedef struct blease {
+    struct blease *hnext; /* hash chain */
+    struct blease *cnext; /* its connection's leases, in delivery order */
+    struct blease *cprev;
+    struct blease *xnext; /* scratch: leases being returned together */
+    uint64_t id;
+    btimer t;             /* expiry, or end of a NACK delay */
+    bqueue *q;
+    struct bconn *c;      /* holder; NULL once NACKed with a delay */
+    uint32_t deliveries;  /* this delivery included */
+    uint32_t maxdeliver;  /* dead-letter when a return reaches this */
+    uint32_t lease_ms;    /* TOUCH without a time extends by this */
+    uint32_t sub_gen;     /* the ON it came from (credit back), 0 for GET */
+    uint32_t len;
+    uint8_t data[];
+} blease;
+
+typedef struct bltable {
+    blease **b;
+    size_t nb; /* 0 or a power of two */
+    size_t count;
+} bltable;
+
+/* lt_find returns the lease with that id, or NULL. */
+blease *lt_find(const bltable *t, uint64_t id);
+/* lt_insert adds l. It returns 0, or -1 when the first bucket array cannot
+ * be allocated (a failed growth only makes chains longer). */
+int lt_insert(bltable *t, balloc *al, blease *l);
+/* lt_remove unlinks l, which must be in t. */
+void lt_remove(bltable *t, blease *l);
+void lt_free(bltable *t, balloc *al);
 
 #endif

@@ -152,6 +152,8 @@ static bcmd verb(bview t)
             return BC_ON;
         break;
     case 3:
+        if (w == lit("ack", 3))
+            return BC_ACK;
         if (w == lit("put", 3))
             return BC_PUT;
         if (w == lit("get", 3))
@@ -168,12 +170,16 @@ static bcmd verb(bview t)
             return BC_PING;
         if (w == lit("quit", 4))
             return BC_QUIT;
+        if (w == lit("nack", 4))
+            return BC_NACK;
         break;
     case 5:
         if (w == lit("purge", 5))
             return BC_PURGE;
         if (w == lit("stats", 5))
             return BC_STATS;
+        if (w == lit("touch", 5))
+            return BC_TOUCH;
         break;
     case 6:
         if (w == lit("credit", 6))

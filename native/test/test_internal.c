@@ -59,25 +59,25 @@ static void test_store(void)
     /* push_front puts records back at the head, in LIFO order, both into the
      * room freed before the head and into fresh segments in front. */
     for (i = 24999; i >= 20000; i--)
-        CHECK(store_push_front(&s, &al, (const uint8_t *)&i, sizeof i) == 0);
+        CHECK(store_push_front(&s, &al, (const uint8_t *)&i, sizeof i, 0) == 0);
     for (i = 20000; i < 50000; i++)
         ok &= take_int(&s, &al) == i;
     CHECK(ok);
     CHECK(s.count == 0 && s.bytes == 0);
     /* push_front on an empty store, then appends behind it. */
     i = 7;
-    CHECK(store_push_front(&s, &al, (const uint8_t *)&i, sizeof i) == 0);
+    CHECK(store_push_front(&s, &al, (const uint8_t *)&i, sizeof i, 0) == 0);
     i = 8;
     CHECK(store_append(&s, &al, (const uint8_t *)&i, sizeof i) == 0);
     i = 6;
-    CHECK(store_push_front(&s, &al, (const uint8_t *)&i, sizeof i) == 0);
+    CHECK(store_push_front(&s, &al, (const uint8_t *)&i, sizeof i, 0) == 0);
     CHECK(take_int(&s, &al) == 6 && take_int(&s, &al) == 7 && take_int(&s, &al) == 8);
     CHECK(take_int(&s, &al) == -1);
     /* Records larger than a standard segment, and empty ones. */
     memset(big, 'x', sizeof big);
     CHECK(store_append(&s, &al, (const uint8_t *)big, sizeof big) == 0);
     CHECK(store_append(&s, &al, NULL, 0) == 0);
-    CHECK(store_push_front(&s, &al, (const uint8_t *)big, 70000) == 0);
+    CHECK(store_push_front(&s, &al, (const uint8_t *)big, 70000, 0) == 0);
     CHECK(store_peek(&s, &p, &n) && n == 70000);
     store_drop(&s, &al);
     CHECK(store_peek(&s, &p, &n) && n == sizeof big && p[99999] == 'x');
@@ -92,7 +92,7 @@ static void test_store(void)
         for (k = 0; k < sizeof lens / sizeof lens[0]; k++) {
             memset(big, (int)('a' + k), lens[k]);
             CHECK(store_append(&s, &al, (const uint8_t *)big, lens[k]) == 0);
-            CHECK(store_push_front(&s, &al, (const uint8_t *)big, lens[k]) == 0);
+            CHECK(store_push_front(&s, &al, (const uint8_t *)big, lens[k], 0) == 0);
         }
         for (k = sizeof lens / sizeof lens[0]; k-- > 0;) {
             ok &= store_peek(&s, &p, &n) && n == lens[k] && (n == 0 || (p[0] == 'a' + k && p[n - 1] == 'a' + k));
