@@ -1746,6 +1746,7 @@ void beuss_engine_free(beuss_engine *e)
         blease *l = e->leases.b[i];
         while (l) {
             blease *next = l->hnext;
+            heap_remove(&e->timers, &l->t);
             ba_free(&e->al, l, sizeof *l + l->len);
             l = next;
         }

@@ -1718,6 +1718,12 @@ static void test_random_model(uint32_t seed)
 
 /* ---- leases (at-least-once) ---- */
 
+/* h_skip forgets conn c's collected output. */
+static void h_skip(harness *h, uint32_t c)
+{
+    free(h_take(h, c, NULL));
+}
+
 static void test_lease_basics(void)
 {
     harness h;
@@ -1829,7 +1835,7 @@ static void test_lease_close_order(void)
     h_feeds(&h, a, "GET q LEASE 1000\r\nGET r LEASE 1000\r\nGET q LEASE 1000\r\n");
     EXPECT(&h, a, "MSG 1 1 1\r\n1\r\nMSG 1 2 1\r\nx\r\nMSG 1 3 1\r\n2\r\n");
     h_feeds(&h, p, "PUT q 1\r\n4\r\n");
-    h_take(&h, p, NULL);
+    h_skip(&h, p);
     /* A waiting GET is served from the returned messages right away. */
     h_feeds(&h, b, "GET q WAIT 5000 LEASE 1000\r\n");
     EXPECT(&h, b, "MSG 1 4 1\r\n3\r\n");
@@ -1841,11 +1847,11 @@ static void test_lease_close_order(void)
     current = "several leases expiring in one tick keep their order";
     h_feeds(&h, p, "PUT e 1\r\n1\r\nPUT e 1\r\n2\r\nPUT e 1\r\n3\r\n");
     h_feed(&h, b, "GET e LEASE 10\r\nGET e LEASE 10\r\nGET e LEASE 10\r\n", 48, 2000);
-    h_take(&h, b, NULL);
+    h_skip(&h, b);
     h_feeds(&h, p, "PUT e 1\r\n4\r\n");
     beuss_tick(h.e, 2010);
     h_drain(&h);
-    h_take(&h, p, NULL);
+    h_skip(&h, p);
     for (i = 0; i < 4; i++)
         h_feeds(&h, p, "GET e\r\n");
     EXPECT(&h, p, "MSG 1\r\n1\r\nMSG 1\r\n2\r\nMSG 1\r\n3\r\nMSG 1\r\n4\r\n");
@@ -1863,7 +1869,7 @@ static void test_lease_dead_letter(void)
     a = h_open(&h);
     p = h_open(&h);
     h_feeds(&h, p, "PUT q 6\r\npoison\r\nPUT q 2\r\nok\r\n");
-    h_take(&h, p, NULL);
+    h_skip(&h, p);
     h_feeds(&h, a, "GET q LEASE 100 MAXDELIVER 2\r\nNACK 1\r\nGET q LEASE 100 MAXDELIVER 2\r\n"
                    "NACK 2\r\nGET q LEASE 100\r\nACK 3\r\nQUEUES\r\n");
     EXPECT(&h, a,
@@ -1886,7 +1892,7 @@ static void test_lease_dead_letter(void)
             h_drain(&h);
         }
     }
-    h_take(&h, a, NULL);
+    h_skip(&h, a);
     h_feeds(&h, a, "LEN d\r\nLEN d.dead\r\n");
     EXPECT(&h, a, "OK 0\r\nOK 1\r\n");
 
@@ -1896,7 +1902,7 @@ static void test_lease_dead_letter(void)
     snprintf(line, sizeof line, "PUT %s 1\r\nv\r\nGET %s LEASE 10 MAXDELIVER 1\r\nSTATS %s\r\n",
              name, name, name);
     h_feed(&h, a, line, strlen(line), 5000);
-    h_take(&h, a, NULL);
+    h_skip(&h, a);
     beuss_tick(h.e, 5010);
     h_drain(&h);
     memcpy(name + 250, ".dead", 6);
