@@ -8,7 +8,7 @@
 // JS API (class Engine):
 //   new Engine(config, now)       config: {maxMessageSize, oversize,
 //                                 maxQueuedBytes, maxLine, outputHighWater,
-//                                 queueIdleMs}, each optional (C defaults)
+//                                 queueIdleMs, maxDeliver}, each optional (C defaults)
 //   open() -> id                  throws an Error with .status on failure
 //   close(id, now)       -> output   output: a Buffer holding the output
 //   feed(id, chunk, now) -> output   of every connection concerned, one
@@ -100,6 +100,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     num("maxLine", &cfg.max_line);
     num("outputHighWater", &cfg.output_high_water);
     num("queueIdleMs", &cfg.queue_idle_ms);
+    num("maxDeliver", &cfg.max_deliver);
     Napi::Value ov = c.Get("oversize");
     if (ov.IsNumber()) {
       cfg.oversize = ToU64(ov) == BEUSS_OVERSIZE_REJECT ? BEUSS_OVERSIZE_REJECT
@@ -277,6 +278,12 @@ class Engine : public Napi::ObjectWrap<Engine> {
     put("rejectedFull", s.rejected_full);
     put("protocolErrors", s.protocol_errors);
     put("memory", s.memory);
+    put("leased", s.leased);
+    put("acked", s.acked);
+    put("nacked", s.nacked);
+    put("expired", s.expired);
+    put("redelivered", s.redelivered);
+    put("deadLettered", s.dead_lettered);
     return o;
   }
 
@@ -312,6 +319,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   put("MAX_QUEUE_NAME", BEUSS_MAX_QUEUE_NAME);
   put("DEFAULT_OUTPUT_HIGH_WATER", BEUSS_DEFAULT_OUTPUT_HIGH_WATER);
   put("MAX_MAX_MESSAGE_SIZE", BEUSS_MAX_MAX_MESSAGE_SIZE);
+  put("DEFAULT_MAX_DELIVER", BEUSS_DEFAULT_MAX_DELIVER);
   put("MAX_PENDING_INPUT", BEUSS_MAX_PENDING_INPUT);
   put("DEFAULT_MAX_QUEUED_BYTES", static_cast<double>(BEUSS_DEFAULT_MAX_QUEUED_BYTES));
   put("OVERSIZE_TRUNCATE", BEUSS_OVERSIZE_TRUNCATE);

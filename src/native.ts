@@ -28,6 +28,7 @@ export interface EngineConstants extends OutputFlags {
   readonly DEFAULT_OUTPUT_HIGH_WATER: number;
   /** Largest max message size an engine accepts. */
   readonly MAX_MAX_MESSAGE_SIZE: number;
+  readonly DEFAULT_MAX_DELIVER: number;
   /** Input kept for a paused or waiting connection before feed reports EOVERFLOW. */
   readonly MAX_PENDING_INPUT: number;
   readonly DEFAULT_MAX_QUEUED_BYTES: number;
@@ -58,6 +59,8 @@ export interface EngineConfig {
   outputHighWater?: number;
   /** Reserved: idle queue cleanup, 0 = off. */
   queueIdleMs?: number;
+  /** Deliveries under a lease before a message goes to its dead-letter queue, at least 1 (default 5). */
+  maxDeliver?: number;
 }
 
 /** A snapshot of the engine's counters (the same as the STATS command's). */
@@ -76,6 +79,13 @@ export interface EngineStats {
   rejectedFull: number;
   protocolErrors: number;
   memory: number;
+  /** Messages held under a lease (or a NACK delay) now. */
+  leased: number;
+  acked: number;
+  nacked: number;
+  expired: number;
+  redelivered: number;
+  deadLettered: number;
 }
 
 interface NativeEngine {
@@ -247,6 +257,11 @@ export class Engine {
     if (config.queueIdleMs !== undefined) {
       checkUint('queueIdleMs', config.queueIdleMs);
       c.queueIdleMs = config.queueIdleMs;
+    }
+    if (config.maxDeliver !== undefined) {
+      checkUint('maxDeliver', config.maxDeliver, 1);
+      if (config.maxDeliver > 0xffffffff) throw new TypeError(`maxDeliver must be at most 4294967295, got ${config.maxDeliver}`);
+      c.maxDeliver = config.maxDeliver;
     }
     checkNow(now);
     try {

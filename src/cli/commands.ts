@@ -326,7 +326,11 @@ const queues: Command = async (p) => {
     const list = await client.queues();
     if (p.opts.has('json')) await writeOut(JSON.stringify(list) + '\n');
     else if (list.length === 0) await writeOut('');
-    else await writeOut(table([['QUEUE', 'READY', 'CONSUMERS'], ...list.map((q) => [q.name, String(q.ready), String(q.consumers)])]));
+    else {
+      const head = ['QUEUE', 'READY', 'CONSUMERS', 'LEASED', 'SCHEDULED', 'DEAD'];
+      const rows = list.map((q) => [q.name, q.ready, q.consumers, q.leased, q.scheduled, q.dead].map(String));
+      await writeOut(table([head, ...rows]));
+    }
     return EXIT.OK;
   });
 };

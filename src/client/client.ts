@@ -30,6 +30,12 @@ export interface QueueInfo {
   ready: number;
   /** `ON` subscriptions on the queue. */
   consumers: number;
+  /** Messages held under a lease (or a NACK delay) now. */
+  leased: number;
+  /** Delayed messages not yet due (0 until the server has a scheduler). */
+  scheduled: number;
+  /** Messages in the queue's dead-letter queue (`<name>.dead`). */
+  dead: number;
 }
 
 /** Server counters from {@link Client.stats}: numbers for numeric values, strings otherwise (e.g. `oversize`). */
@@ -150,9 +156,19 @@ export class Client {
     const out: QueueInfo[] = [];
     for (const line of text.split('\n')) {
       if (line.trim() === '') continue;
-      const [name, ready, consumers] = line.trim().split(/[ \t]+/);
-      if (!U64.test(ready ?? '') || !U64.test(consumers ?? '')) throw new ProtocolError(`bad line in QUEUES reply: '${line}'`);
-      out.push({ name, ready: Number(ready), consumers: Number(consumers) });
+      // Protocol 1 servers send three fields: the others are then 0.
+      const [name, ready, consumers, leased = '0', scheduled = '0', dead = '0'] = line.trim().split(/[ \t]+/);
+      if (![ready, consumers, leased, scheduled, dead].every((v) => U64.test(v ?? ''))) {
+        throw new ProtocolError(`bad line in QUEUES reply: '${line}'`);
+      }
+      out.push({
+        name,
+        ready: Number(ready),
+        consumers: Number(consumers),
+        leased: Number(leased),
+        scheduled: Number(scheduled),
+        dead: Number(dead),
+      });
     }
     return out;
   }

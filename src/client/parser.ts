@@ -3,15 +3,23 @@
 // so it works the same whether the socket delivers one byte or a megabyte.
 import { ProtocolError } from './errors.js';
 
+/** The lease part of a leased `MSG` or `PUSH`: `<id> <deliveries>`. */
+export interface LeaseInfo {
+  /** The delivery's id, as sent (decimal, up to 19 digits): ACK/NACK/TOUCH name it. */
+  id: string;
+  /** Deliveries of this message under a lease, this one included. */
+  deliveries: number;
+}
+
 /** One reply or push read from the server (docs/PROTOCOL.md, "Replies"). */
 export type Frame =
   | { type: 'OK'; args: string[] }
   | { type: 'ERR'; code: string; text: string }
-  | { type: 'MSG'; data: Buffer }
+  | { type: 'MSG'; data: Buffer; lease?: LeaseInfo }
   | { type: 'EMPTY' }
   | { type: 'DATA'; data: Buffer }
   | { type: 'PONG' }
-  | { type: 'PUSH'; queue: string; data: Buffer };
+  | { type: 'PUSH'; queue: string; data: Buffer; lease?: LeaseInfo };
 
 /** Longest header line accepted from the server; real ones are well under 1 KiB. */
 export const MAX_REPLY_LINE = 64 * 1024;
@@ -35,6 +43,15 @@ function digits(buf: Buffer, s: number, e: number): number {
   return v;
 }
 
+// Returns the lease of a MSG/PUSH line whose `<id> <deliveries>` start at tokens[at], or undefined when the line has none.
+function leaseOf(tokens: string[], at: number, line: string): LeaseInfo | undefined {
+  if (tokens.length <= at) return undefined;
+  const id = tokens[at]!;
+  const d = tokens[at + 1]!;
+  if (!NUMBER.test(id) || !NUMBER.test(d)) throw new ProtocolError(`bad lease in reply: '${line}'`);
+  return { id, deliveries: Number(d) };
+}
+
 const enum State {
   Line,
   Payload,
@@ -55,6 +72,7 @@ export class ReplyParser {
   private trailerGot = 0;
   private pendingType: 'MSG' | 'DATA' | 'PUSH' = 'MSG';
   private pendingQueue = '';
+  private pendingLease: LeaseInfo | undefined = undefined;
   private failed: ProtocolError | null = null;
 
   /** Creates a parser; payloads larger than `maxPayload` bytes are protocol violations. */
@@ -195,28 +213,32 @@ export class ReplyParser {
         this.onFrame({ type: 'PONG' });
         return;
       case 'MSG':
+        if (tokens.length !== 2 && tokens.length !== 4) throw new ProtocolError(`malformed reply: '${trimmed}'`);
+        this.startPayloadText('MSG', '', tokens[1], leaseOf(tokens, 2, trimmed));
+        return;
       case 'DATA':
         if (tokens.length !== 2) throw new ProtocolError(`malformed reply: '${trimmed}'`);
-        this.startPayloadText(tokens[0], '', tokens[1]);
+        this.startPayloadText('DATA', '', tokens[1]);
         return;
       case 'PUSH':
-        if (tokens.length !== 3) throw new ProtocolError(`malformed push: '${trimmed}'`);
-        this.startPayloadText('PUSH', tokens[1], tokens[2]);
+        if (tokens.length !== 3 && tokens.length !== 5) throw new ProtocolError(`malformed push: '${trimmed}'`);
+        this.startPayloadText('PUSH', tokens[1], tokens[2], leaseOf(tokens, 3, trimmed));
         return;
       default:
         throw new ProtocolError(`unknown reply: '${trimmed.slice(0, 80)}'`);
     }
   }
 
-  private startPayloadText(type: 'MSG' | 'DATA' | 'PUSH', queue: string, len: string): void {
+  private startPayloadText(type: 'MSG' | 'DATA' | 'PUSH', queue: string, len: string, lease?: LeaseInfo): void {
     if (!NUMBER.test(len)) throw new ProtocolError(`bad payload length '${len}' in ${type} reply`);
-    this.startPayload(type, queue, Number(len));
+    this.startPayload(type, queue, Number(len), lease);
   }
 
-  private startPayload(type: 'MSG' | 'DATA' | 'PUSH', queue: string, size: number): void {
+  private startPayload(type: 'MSG' | 'DATA' | 'PUSH', queue: string, size: number, lease?: LeaseInfo): void {
     if (size > this.maxPayload) throw new ProtocolError(`payload of ${size} bytes is over the client's maxPayload (${this.maxPayload})`);
     this.pendingType = type;
     this.pendingQueue = queue;
+    this.pendingLease = lease;
     // allocUnsafe takes small payloads from Node's shared pool: no allocation per small message.
     this.payload = Buffer.allocUnsafe(size);
     this.payloadGot = 0;
@@ -227,7 +249,10 @@ export class ReplyParser {
   private emitPayload(): void {
     const data = this.payload;
     this.payload = Buffer.alloc(0);
-    if (this.pendingType === 'PUSH') this.onFrame({ type: 'PUSH', queue: this.pendingQueue, data });
+    const lease = this.pendingLease;
+    this.pendingLease = undefined;
+    if (this.pendingType === 'PUSH') this.onFrame(lease ? { type: 'PUSH', queue: this.pendingQueue, data, lease } : { type: 'PUSH', queue: this.pendingQueue, data });
+    else if (this.pendingType === 'MSG' && lease) this.onFrame({ type: 'MSG', data, lease });
     else this.onFrame({ type: this.pendingType, data });
   }
 }

@@ -19,6 +19,8 @@ export interface ServerConfig {
   maxQueuedBytes: number;
   /** Longest request header line in bytes, line end included. */
   maxLine: number;
+  /** Deliveries under a lease before a message goes to its dead-letter queue `<queue>.dead`. */
+  maxDeliver: number;
   /** Milliseconds a stopping server waits for clients to take what they are owed. */
   shutdownTimeoutMs: number;
 }
@@ -42,6 +44,7 @@ export interface EngineLimits {
   MIN_MAX_LINE: number;
   MAX_MAX_LINE: number;
   MAX_MAX_MESSAGE_SIZE: number;
+  DEFAULT_MAX_DELIVER: number;
 }
 
 /** A bad flag, flag value or environment variable; main prints its message and exits with code 2. */
@@ -111,6 +114,11 @@ function settings(limits: EngineLimits): Setting[] {
       env: 'BMAXLINE',
       apply: (c, w, v) => (c.maxLine = parseInteger(w, v, limits.MIN_MAX_LINE, limits.MAX_MAX_LINE, true)),
     },
+    {
+      flag: '--max-deliver',
+      env: 'BMAXDELIVER',
+      apply: (c, w, v) => (c.maxDeliver = parseInteger(w, v, 1, 0xffffffff)),
+    },
   ];
 }
 
@@ -129,6 +137,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv, limit
     maxConnections: DEFAULTS.maxConnections,
     maxQueuedBytes: DEFAULTS.maxQueuedBytes,
     maxLine: limits.DEFAULT_MAX_LINE,
+    maxDeliver: limits.DEFAULT_MAX_DELIVER,
     shutdownTimeoutMs: DEFAULTS.shutdownTimeoutMs,
   };
   const all = settings(limits);
@@ -183,6 +192,9 @@ Options (a flag overrides its environment variable):
                                                gets ERR FULL; 0 = no cap (default 1g = ${DEFAULTS.maxQueuedBytes})
   --max-line <n>              BMAXLINE         request header line bytes, line end included
                                                (${limits.MIN_MAX_LINE} to ${limits.MAX_MAX_LINE}, default ${limits.DEFAULT_MAX_LINE})
+  --max-deliver <n>           BMAXDELIVER      deliveries under a lease before a message moves
+                                               to <queue>.dead; GET/ON MAXDELIVER overrides it
+                                               (default ${limits.DEFAULT_MAX_DELIVER})
   -h, --help                                   print this help and exit
   -v, --version                                print the version and exit
 

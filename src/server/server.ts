@@ -95,6 +95,7 @@ export class BeussServer {
         oversize: config.oversize,
         maxQueuedBytes: config.maxQueuedBytes,
         maxLine: config.maxLine,
+        maxDeliver: config.maxDeliver,
         outputHighWater: OUTPUT_HIGH_WATER,
       },
       now(),

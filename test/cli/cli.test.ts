@@ -323,16 +323,16 @@ describe('the other commands', () => {
 
     const queues = await beuss(['QUEUES', ...at]);
     expect(queues.code).toBe(0);
-    expect(queues.stdout.toString()).toMatch(/^QUEUE\s+READY\s+CONSUMERS\n/);
-    expect(queues.stdout.toString()).toMatch(new RegExp(`\\n${q}\\s+2\\s+0\\n`));
+    expect(queues.stdout.toString()).toMatch(/^QUEUE\s+READY\s+CONSUMERS\s+LEASED\s+SCHEDULED\s+DEAD\n/);
+    expect(queues.stdout.toString()).toMatch(new RegExp(`\\n${q}\\s+2\\s+0\\s+0\\s+0\\s+0\\n`));
     const json = JSON.parse((await beuss(['QUEUES', '--json', ...at])).stdout.toString()) as unknown[];
-    expect(json).toContainEqual({ name: q, ready: 2, consumers: 0 });
+    expect(json).toContainEqual({ name: q, ready: 2, consumers: 0, leased: 0, scheduled: 0, dead: 0 });
 
     const stats = await beuss(['STATS', ...at]);
     expect(stats.code).toBe(0);
-    expect(stats.stdout.toString()).toMatch(/^protocol\s+1$/m);
+    expect(stats.stdout.toString()).toMatch(/^protocol\s+2$/m);
     const sj = JSON.parse((await beuss(['STATS', '--json', ...at])).stdout.toString()) as Record<string, unknown>;
-    expect(sj.protocol).toBe(1);
+    expect(sj.protocol).toBe(2);
     expect(sj.max_message_size).toBe(10240);
     expect(sj.oversize).toBe('truncate');
 

@@ -72,9 +72,9 @@ describe('basic operations', () => {
   it('purges, lists queues and reads stats', async () => {
     const q = fresh('listed');
     await Promise.all([c.put(q, 'a'), c.put(q, 'b'), c.put(q, 'c')]);
-    expect(await c.queues()).toContainEqual({ name: q, ready: 3, consumers: 0 });
+    expect(await c.queues()).toContainEqual({ name: q, ready: 3, consumers: 0, leased: 0, scheduled: 0, dead: 0 });
     const s = await c.stats();
-    expect(s.protocol).toBe(1);
+    expect(s.protocol).toBe(2);
     expect(s.oversize).toBe('truncate');
     expect(s.max_message_size).toBe(10240);
     expect(typeof s.puts).toBe('number');
@@ -112,7 +112,7 @@ describe('basic operations', () => {
   it('takes a UTF-8 queue name', async () => {
     const q = `caf\u00e9-${fresh()}`;
     await c.put(q, 'x');
-    expect(await c.queues()).toContainEqual({ name: q, ready: 1, consumers: 0 });
+    expect(await c.queues()).toContainEqual({ name: q, ready: 1, consumers: 0, leased: 0, scheduled: 0, dead: 0 });
     expect((await c.get(q))!.toString()).toBe('x');
   });
 });

@@ -129,11 +129,17 @@ def encode_put(queue: bytes, data: bytes) -> bytes:
 
 
 class QueueInfo(NamedTuple):
-    """One line of ``QUEUES``: a queue's name, ready messages and ``ON`` consumers."""
+    """One line of ``QUEUES``: a queue's name, ready messages, ``ON`` consumers,
+    messages held under a lease, delayed messages not yet due, and messages in
+    its dead-letter queue ``<name>.dead`` (the last three are 0 from a
+    protocol 1 server)."""
 
     name: str
     ready: int
     consumers: int
+    leased: int = 0
+    scheduled: int = 0
+    dead: int = 0
 
 
 def parse_queues(doc: bytes) -> List[QueueInfo]:
@@ -151,7 +157,8 @@ def parse_queues(doc: bytes) -> List[QueueInfo]:
         if len(fields) < 3:
             raise ProtocolError(f"bad QUEUES line from the server: {line[:200]!r}")
         try:
-            out.append(QueueInfo(fields[0].decode("utf-8", "surrogateescape"), int(fields[1]), int(fields[2])))
+            counts = [int(f) for f in fields[1:6]]
+            out.append(QueueInfo(fields[0].decode("utf-8", "surrogateescape"), *counts))
         except ValueError:
             raise ProtocolError(f"bad QUEUES line from the server: {line[:200]!r}") from None
     return out

@@ -130,7 +130,7 @@ class BasicsTest(ServerTestCase):
         info = {qi.name: qi for qi in c.queues()}
         self.assertEqual(info[q], beuss.QueueInfo(q, 3, 0))
         stats = c.stats()
-        self.assertEqual(stats["protocol"], 1)
+        self.assertEqual(stats["protocol"], 2)
         self.assertEqual(stats["oversize"], "truncate")
         self.assertGreaterEqual(stats["messages"], 3)
         self.assertEqual(c.purge(q), 3)

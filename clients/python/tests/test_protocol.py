@@ -160,10 +160,10 @@ class EncodeTest(unittest.TestCase):
 
 class DocumentTest(unittest.TestCase):
     def test_queues(self):
-        doc = b"a 3 0\nb\xff 0 2 extra-field\n"
+        doc = b"a 3 0\nb\xff 0 2 1 0 4 extra-field\n"
         self.assertEqual(
             P.parse_queues(doc),
-            [P.QueueInfo("a", 3, 0), P.QueueInfo(b"b\xff".decode("utf-8", "surrogateescape"), 0, 2)],
+            [P.QueueInfo("a", 3, 0), P.QueueInfo(b"b\xff".decode("utf-8", "surrogateescape"), 0, 2, 1, 0, 4)],
         )
         self.assertEqual(P.parse_queues(b""), [])
         self.assertRaises(ProtocolError, P.parse_queues, b"a x 0\n")
