@@ -86,7 +86,7 @@ class AioBasicsTest(AioTestCase):
         q = self.q()
         await c.put_many(q, [b"a", b"b"])
         self.assertIn(beuss.QueueInfo(q, 2, 0), await c.queues())
-        self.assertEqual((await c.stats())["protocol"], 1)
+        self.assertEqual((await c.stats())["protocol"], 2)
         self.assertEqual(await c.purge(q), 2)
 
     async def test_a_cancelled_call_leaves_the_connection_in_sync(self):
