@@ -23,7 +23,7 @@ stage_ctest() { # stage_ctest NAME BUILD_DIR CMAKE_ARGS...
   echo "== test-c: $name: configure and build in $dir"
   cmake -S . -B "$dir" -DBEUSS_TESTS=ON -DBEUSS_WERROR=ON "$@" >"$dir/configure.log" 2>&1 \
     || { cat "$dir/configure.log"; record "$name" 1 "(configure failed)"; return; }
-  cmake --build "$dir" --target test_engine test_internal bench_engine -j "$JOBS" \
+  cmake --build "$dir" --target test_engine test_internal test_roadmap bench_engine -j "$JOBS" \
     || { record "$name" 1 "(build failed)"; return; }
   echo "== test-c: $name: ctest"
   local out rc

@@ -3,7 +3,7 @@
  * Input: 6 header bytes, then a wire transcript.
  *   byte 0: configuration (small/large max message size, truncate/reject,
  *           a small output high water, a queued-bytes cap, a short line
- *           limit, idle queue cleanup)
+ *           limit, idle queue cleanup, a 2-event subscriber buffer)
  *   byte 1: allocation failure injection: 0 none, else fail every Nth
  *           allocation (N = byte1, while the transcript runs)
  *   bytes 2..5: seed of the generator that splits the transcript into
@@ -91,6 +91,29 @@ static uint32_t rnd(uint32_t *s)
 
 #define NC 3
 
+/* fake_next_fire stands in for a cron library: a spec of decimal digits
+ * fires every that many ms (1..10^6), "never" never, anything else is not
+ * understood. */
+static int64_t fake_next_fire(void *ctx, const char *spec, size_t len, int64_t after, char *err,
+                              size_t errcap)
+{
+    int64_t v = 0;
+    size_t i;
+    (void)ctx;
+    if (len == 5 && memcmp(spec, "never", 5) == 0)
+        return -1;
+    for (i = 0; i < len && i < 7; i++) {
+        if (spec[i] < '0' || spec[i] > '9')
+            break;
+        v = v * 10 + (spec[i] - '0');
+    }
+    if (i != len || v < 1 || v > 1000000) {
+        snprintf(err, errcap, "not understood");
+        return -2;
+    }
+    return after + v;
+}
+
 static void drain(beuss_engine *e, const falloc *fa)
 {
     beuss_output o;
@@ -126,6 +149,7 @@ static uint8_t *collect(const uint8_t *data, size_t size, size_t step, size_t *n
     uint8_t *out = malloc(cap);
     beuss_config_init(&cfg);
     cfg.max_message_size = 16;
+    cfg.next_fire = fake_next_fire;
     e = beuss_engine_new(&cfg, NULL, 0);
     if (e == NULL || out == NULL || beuss_conn_open(e, &c) != BEUSS_OK)
         abort();
@@ -221,6 +245,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cfg.max_line = BEUSS_MIN_MAX_LINE;
     if (data[0] & 64)
         cfg.queue_idle_ms = 50;
+    if (data[0] & 128) {
+        cfg.sub_buffer = 2;
+        cfg.sub_policy = data[2] & 1 ? BEUSS_SUB_DISCONNECT : BEUSS_SUB_DROP_OLDEST;
+    }
+    cfg.next_fire = fake_next_fire;
     memset(&fa, 0, sizeof fa);
     al.malloc = f_malloc;
     al.realloc = f_realloc;

@@ -71,6 +71,34 @@ extern "C" {
 /* 0 means no cap on the bytes held in queues; the server sets one. */
 #define BEUSS_DEFAULT_MAX_QUEUED_BYTES 0u
 
+/* Events kept per channel subscriber whose connection cannot take more
+ * (socket not draining): past this, beuss_sub_policy applies. At the default
+ * message size that is at most 10 MiB per stalled subscriber. */
+#define BEUSS_DEFAULT_SUB_BUFFER 1024u
+/* Named recurring schedules an engine holds at most: each costs a timer and
+ * its payload, and SCHEDULE LS lists them all. */
+#define BEUSS_MAX_SCHEDULES 10000u
+/* A schedule name is 1..255 bytes, as a queue name; a schedule spec (cron
+ * expression, optional TZ= prefix) at most this many bytes. */
+#define BEUSS_MAX_SCHEDULE_SPEC 200u
+
+/* beuss_sub_policy says what happens when a channel subscriber's buffer is
+ * full. */
+typedef enum beuss_sub_policy {
+    BEUSS_SUB_DROP_OLDEST = 0, /* drop its oldest buffered event, count it and
+                                  tell it with DROPPED before the next EVENT */
+    BEUSS_SUB_DISCONNECT = 1   /* close its connection */
+} beuss_sub_policy;
+
+/* beuss_next_fire_fn returns the first time (Unix ms, wall clock) strictly
+ * after after_ms at which the schedule spec[0:len) fires, -1 when it never
+ * fires again, or -2 when spec is not understood. The engine holds no cron
+ * parser: the caller injects one (the server: a JS cron library; C tests: a
+ * small fake). When it writes at most errcap-1 bytes and a NUL to err on -2,
+ * that text goes into the ERR BAD_SCHEDULE reply. */
+typedef int64_t (*beuss_next_fire_fn)(void *ctx, const char *spec, size_t len,
+                                      int64_t after_ms, char *err, size_t errcap);
+
 /* beuss_oversize says what PUT does with a payload over max_message_size. */
 typedef enum beuss_oversize {
     BEUSS_OVERSIZE_TRUNCATE = 0, /* keep the first max bytes, reply OK <stored> */
@@ -85,10 +113,14 @@ typedef struct beuss_config {
     uint64_t max_queued_bytes; /* payload bytes held in all queues; 0 = no cap */
     size_t max_line;           /* header line bytes incl. terminator */
     size_t output_high_water;  /* see BEUSS_DEFAULT_OUTPUT_HIGH_WATER */
-    uint64_t queue_idle_ms;    /* drop a queue with no message, ON consumer,
-                                  lease or waiting GET after this long
-                                  unused; 0 = off */
+    uint64_t queue_idle_ms;    /* drop a queue with no message (ready or
+                                  scheduled), ON consumer, lease or waiting
+                                  GET after this long unused; 0 = off */
     uint32_t max_deliver;      /* default deliveries before dead-lettering, >= 1 */
+    uint32_t sub_buffer;       /* events kept per stalled channel subscriber */
+    beuss_sub_policy sub_policy; /* what a full subscriber buffer does */
+    beuss_next_fire_fn next_fire; /* NULL: SCHEDULE ADD answers BAD_SCHEDULE */
+    void *next_fire_ctx;
 } beuss_config;
 
 /* beuss_config_init fills cfg with the defaults above. */
@@ -163,13 +195,23 @@ int beuss_feed(beuss_engine *e, uint32_t id, const uint8_t *data, size_t len,
 int beuss_conn_pause(beuss_engine *e, uint32_t id);
 int beuss_conn_resume(beuss_engine *e, uint32_t id, uint64_t now_ms);
 
+/* beuss_set_wall_clock tells the engine that engine time now_ms is Unix
+ * time wall_ms. Engine time is monotonic and caller-chosen; PUT ... AT and
+ * schedules speak Unix time, which the engine converts with the latest
+ * offset given here (0 until called). Call it at start and whenever the
+ * wall clock may have moved (the server: before each tick). */
+void beuss_set_wall_clock(beuss_engine *e, uint64_t now_ms, uint64_t wall_ms);
+
 /* beuss_next_deadline returns the earliest time (ms) at which beuss_tick has
  * something to do, or -1 when nothing is scheduled. */
 int64_t beuss_next_deadline(const beuss_engine *e);
 
 /* beuss_tick runs what is due at now_ms: expired GET WAITs answer EMPTY,
  * idle queues are dropped (queue_idle_ms), expired leases and ended NACK
- * delays put their messages back at the head of their queues. */
+ * delays put their messages back at the head of their queues, delayed
+ * messages whose time came join their queues (in time order, ties in
+ * arrival order), recurring schedules put their message and compute their
+ * next time. */
 int beuss_tick(beuss_engine *e, uint64_t now_ms);
 
 /* Output flags, reported with a connection's output. */
@@ -228,6 +270,16 @@ typedef struct beuss_stats {
     uint64_t expired;         /* leases that ran out, total */
     uint64_t redelivered;     /* messages delivered again after a lease, total */
     uint64_t dead_lettered;   /* messages moved to a dead-letter queue, total */
+    uint64_t channels;        /* channels with a subscriber now */
+    uint64_t subscribers;     /* SUB subscriptions now */
+    uint64_t published;       /* PUBs accepted, total */
+    uint64_t events_delivered; /* EVENTs written to subscribers, total */
+    uint64_t events_dropped;  /* events dropped by full subscriber buffers, total */
+    uint64_t scheduled;       /* delayed messages not yet due, now */
+    uint64_t scheduled_bytes; /* their payload bytes */
+    uint64_t schedules;       /* recurring schedules now */
+    uint64_t schedule_fired;  /* messages put by schedules, total */
+    uint64_t queues_removed_idle; /* queues dropped by idle cleanup, total */
 } beuss_stats;
 
 /* beuss_engine_stats fills *s. */

@@ -25,7 +25,14 @@
  * delivery count in the record header, or appends it to the dead-letter
  * queue once it reached its maximum deliveries. Several leases returned at
  * once are pushed back latest first, so they keep their delivery order at
- * the head; their queues are pumped only after all are back (pump_later). */
+ * the head; their queues are pumped only after all are back (pump_later).
+ *
+ * Channels (PUB/SUB) are fan-out without storage: a PUB writes an EVENT to
+ * every subscriber and keeps nothing. A subscriber whose connection cannot
+ * take more (paused, full) holds up to sub_buffer events of its own; past
+ * that, the sub_policy drops its oldest (counted, and told with DROPPED) or
+ * closes it. Delayed messages (PUT ... DELAY/AT) and recurring schedules
+ * wait in the one timer heap and join their queue when due, as a PUT would. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +55,45 @@ typedef struct bsub {
     uint32_t gen;        /* tells this ON from an earlier one of c on q */
 } bsub;
 
+/* bcsub is a SUB: connection c listening on channel ch. */
+typedef struct bcsub {
+    struct bcsub *cnext; /* SUBs of c */
+    struct bcsub *cprev;
+    struct bcsub *hnext; /* subscribers of ch */
+    struct bcsub *hprev;
+    bqueue *ch;
+    struct bconn *c;
+    bstore held;      /* events kept while c cannot take them */
+    uint64_t dropped; /* events dropped since the last DROPPED line */
+} bcsub;
+
+/* bdelay is a message waiting for its time (PUT ... DELAY/AT). */
+typedef struct bdelay {
+    btimer t;
+    bqueue *q;
+    size_t len;
+    uint8_t data[];
+} bdelay;
+
+/* bsched is a recurring schedule: at every fire time of spec, a PUT of
+ * payload to queue. Strings live in the same block, after the struct. */
+typedef struct bsched {
+    btimer t;
+    struct bsched *next;
+    struct bsched *prev;
+    int64_t next_wall; /* Unix ms of the next fire */
+    uint64_t fired;
+    size_t size;       /* of the whole block */
+    uint8_t *name;
+    size_t namelen;
+    uint8_t *queue;
+    size_t queuelen;
+    char *spec;
+    size_t speclen;
+    uint8_t *payload;
+    size_t plen;
+} bsched;
+
 enum { DL_NONE = 0, DL_DIRTY, DL_RETURNED };
 
 typedef struct bconn {
@@ -68,6 +114,8 @@ typedef struct bconn {
     size_t pend_off;
     bsub *subs;
     uint32_t nsubs;
+    bcsub *csubs;        /* channel subscriptions */
+    uint32_t ncsubs;
     bqueue *wq;          /* queue of the GET WAIT */
     struct bconn *wnext;
     struct bconn *wprev;
@@ -105,6 +153,13 @@ struct beuss_engine {
     uint32_t free_head; /* a free slot, or NO_SLOT */
     bqtable qt;
     bqueue *lastq;  /* the queue named last: consecutive requests often name the same */
+    bqtable ct;     /* channels with at least one subscriber */
+    bqueue *pubch;  /* the channel a PUB is writing to: kept even if emptied */
+    int64_t wall_off; /* Unix ms minus engine ms (beuss_set_wall_clock) */
+    bsched *scheds;
+    uint64_t nscheds;
+    uint64_t sched_count; /* delayed messages */
+    uint64_t sched_bytes;
     bheap timers;
     blist dirty;    /* output not yet returned */
     blist returned; /* returned by output_next, not yet done */
@@ -120,7 +175,7 @@ struct beuss_engine {
 };
 
 /* Timer kinds in the heap. */
-enum { TK_WAIT = 1, TK_IDLE = 2, TK_LEASE = 3 };
+enum { TK_WAIT = 1, TK_IDLE = 2, TK_LEASE = 3, TK_DELAY = 4, TK_SCHED = 5 };
 
 #define CONN_OF_TIMER(t) ((bconn *)((char *)(t) - offsetof(bconn, wt)))
 #define QUEUE_OF_TIMER(t) ((bqueue *)((char *)(t) - offsetof(bqueue, idle)))
@@ -148,6 +203,10 @@ void beuss_config_init(beuss_config *cfg)
     cfg->output_high_water = BEUSS_DEFAULT_OUTPUT_HIGH_WATER;
     cfg->queue_idle_ms = 0;
     cfg->max_deliver = BEUSS_DEFAULT_MAX_DELIVER;
+    cfg->sub_buffer = BEUSS_DEFAULT_SUB_BUFFER;
+    cfg->sub_policy = BEUSS_SUB_DROP_OLDEST;
+    cfg->next_fire = NULL;
+    cfg->next_fire_ctx = NULL;
 }
 
 static int config_ok(const beuss_config *c)
@@ -155,7 +214,8 @@ static int config_ok(const beuss_config *c)
     return c->max_message_size >= 1 && c->max_message_size <= BEUSS_MAX_MAX_MESSAGE_SIZE &&
            (c->oversize == BEUSS_OVERSIZE_TRUNCATE || c->oversize == BEUSS_OVERSIZE_REJECT) &&
            c->max_line >= BEUSS_MIN_MAX_LINE && c->max_line <= BEUSS_MAX_MAX_LINE &&
-           c->output_high_water >= 1 && c->max_deliver >= 1;
+           c->output_high_water >= 1 && c->max_deliver >= 1 &&
+           (c->sub_policy == BEUSS_SUB_DROP_OLDEST || c->sub_policy == BEUSS_SUB_DISCONNECT);
 }
 
 /* ---- lists --------------------------------------------------------------- */
@@ -235,6 +295,7 @@ static int blocked(const bconn *c)
 }
 
 static void q_touch(beuss_engine *e, bqueue *q);
+static void csub_free(beuss_engine *e, bcsub *s);
 
 /* ---- subscriptions ----------------------------------------------------- */
 
@@ -352,7 +413,7 @@ static void sub_free(beuss_engine *e, bsub *s)
 static int queue_idle(const bqueue *q)
 {
     return q->st.count == 0 && q->nsubs == 0 && q->nwait == 0 && q->nleased == 0 &&
-           !q->pump_later;
+           !q->pump_later && q->nsched == 0;
 }
 
 /* q_touch records activity on q and, with queue_idle_ms set, schedules the
@@ -386,6 +447,7 @@ static void idle_fire(beuss_engine *e, bqueue *q, uint64_t now)
     }
     if (e->lastq == q)
         e->lastq = NULL;
+    e->st.queues_removed_idle++;
     qt_remove(&e->qt, &e->al, q);
 }
 
@@ -429,6 +491,8 @@ static void conn_set_closing(beuss_engine *e, bconn *c)
     wait_end(e, c);
     while (c->subs)
         sub_free(e, c->subs);
+    while (c->csubs)
+        csub_free(e, c->csubs);
     mark(e, c);
 }
 
@@ -874,6 +938,34 @@ static void queue_drop(beuss_engine *e, bqueue *q)
     }
 }
 
+/* handover gives p[0:n) to a waiting GET or an eligible ON consumer of q,
+ * which must hold no ready message (FIFO). It returns 1 if one took it,
+ * 0 if the message must be stored. */
+static int handover(beuss_engine *e, bqueue *q, const uint8_t *p, size_t n)
+{
+    while (q->wfirst)
+        if (answer_waiter(e, q->wfirst, q, p, n, 0) == 0)
+            return 1;
+    while (q->ring)
+        if (push_to(e, q->ring, p, n, 0) == 0)
+            return 1;
+    return 0;
+}
+
+/* enqueue delivers p[0:n) to q as a PUT does, without the queued-bytes cap
+ * (the caller checked it). It returns 0, or -1 when memory runs out storing
+ * it. */
+static int enqueue(beuss_engine *e, bqueue *q, const uint8_t *p, size_t n)
+{
+    if (q->st.count == 0 && handover(e, q, p, n))
+        return 0;
+    if (store_append(&q->st, &e->al, p, n) != 0)
+        return -1;
+    e->messages++;
+    e->bytes += n;
+    return 0;
+}
+
 /* pump hands q's ready messages to its eligible consumers, waiting GETs
  * first, until either runs out. */
 static void pump(beuss_engine *e, bqueue *q)
@@ -892,6 +984,166 @@ static void pump(beuss_engine *e, bqueue *q)
         } else {
             break;
         }
+    }
+}
+
+/* ---- channels ------------------------------------------------------------ */
+
+/* out_blocked returns 1 if c takes no pushes now. */
+static int out_blocked(const bconn *c)
+{
+    return c->user_paused | c->full | c->closing;
+}
+
+/* write_event writes "EVENT <channel> <n>\r\n<payload>\r\n" to s's
+ * connection. It returns 0, or -1 when c's output could not grow (then c is
+ * closed and s freed). */
+static int write_event(beuss_engine *e, bcsub *s, const uint8_t *p, size_t n)
+{
+    bconn *c = s->c;
+    bqueue *ch = s->ch;
+    uint8_t *w = out_begin(e, c, 6 + ch->namelen + 1 + 20 + 2 + n + 2);
+    size_t k;
+    if (w == NULL)
+        return -1;
+    memcpy(w, "EVENT ", 6);
+    k = 6;
+    memcpy(w + k, ch->name, ch->namelen);
+    k += ch->namelen;
+    w[k++] = ' ';
+    k += u64_to_dec(w + k, n);
+    w[k++] = '\r';
+    w[k++] = '\n';
+    if (n)
+        memcpy(w + k, p, n);
+    k += n;
+    w[k++] = '\r';
+    w[k++] = '\n';
+    e->st.events_delivered++;
+    out_end(e, c, k);
+    return 0;
+}
+
+/* flush_held writes s's DROPPED count, then its held events, while its
+ * connection takes them. It returns 0, or -1 if s was freed. */
+static int flush_held(beuss_engine *e, bcsub *s)
+{
+    bconn *c = s->c;
+    if (s->dropped && !out_blocked(c)) {
+        bqueue *ch = s->ch;
+        uint8_t *w = out_begin(e, c, 8 + ch->namelen + 1 + 20 + 2);
+        size_t k;
+        if (w == NULL)
+            return -1;
+        memcpy(w, "DROPPED ", 8);
+        k = 8;
+        memcpy(w + k, ch->name, ch->namelen);
+        k += ch->namelen;
+        w[k++] = ' ';
+        k += u64_to_dec(w + k, s->dropped);
+        w[k++] = '\r';
+        w[k++] = '\n';
+        s->dropped = 0;
+        out_end(e, c, k);
+    }
+    while (s->held.count && !out_blocked(c)) {
+        const uint8_t *p;
+        size_t n;
+        store_peek(&s->held, &p, &n);
+        if (write_event(e, s, p, n) != 0)
+            return -1;
+        store_drop(&s->held, &e->al);
+    }
+    return 0;
+}
+
+/* event_to gives one published event to subscriber s: written at once when
+ * its connection takes it and nothing is held before it, else held, under
+ * the sub_buffer bound and the sub_policy. */
+static void event_to(beuss_engine *e, bcsub *s, const uint8_t *p, size_t n)
+{
+    bconn *c = s->c;
+    if (c->closing)
+        return;
+    if ((s->held.count || s->dropped) && flush_held(e, s) != 0)
+        return;
+    if (!out_blocked(c) && s->held.count == 0) {
+        write_event(e, s, p, n);
+        return;
+    }
+    if (c->closing)
+        return;
+    if (s->held.count >= e->cfg.sub_buffer) {
+        e->st.events_dropped++;
+        if (e->cfg.sub_policy == BEUSS_SUB_DISCONNECT) {
+            conn_set_closing(e, c);
+            return;
+        }
+        if (s->held.count == 0) {
+            s->dropped++; /* sub_buffer 0: nothing is held, this one goes */
+            return;
+        }
+        store_drop(&s->held, &e->al);
+        s->dropped++;
+    }
+    if (store_append(&s->held, &e->al, p, n) != 0) {
+        e->st.events_dropped++;
+        s->dropped++;
+    }
+}
+
+/* csub_find returns c's SUB of ch, or NULL, walking the shorter list. */
+static bcsub *csub_find(const bconn *c, const bqueue *ch)
+{
+    bcsub *s;
+    if (c->ncsubs <= ch->nsubs) {
+        for (s = c->csubs; s; s = s->cnext)
+            if (s->ch == ch)
+                return s;
+    } else {
+        for (s = ch->csubs; s; s = s->hnext)
+            if (s->c == c)
+                return s;
+    }
+    return NULL;
+}
+
+/* csub_free ends SUB s, dropping its held events, and removes its channel
+ * when nobody listens any more (unless a PUB is writing to it). */
+static void csub_free(beuss_engine *e, bcsub *s)
+{
+    bqueue *ch = s->ch;
+    bconn *c = s->c;
+    if (s->cprev)
+        s->cprev->cnext = s->cnext;
+    else
+        c->csubs = s->cnext;
+    if (s->cnext)
+        s->cnext->cprev = s->cprev;
+    c->ncsubs--;
+    if (s->hprev)
+        s->hprev->hnext = s->hnext;
+    else
+        ch->csubs = s->hnext;
+    if (s->hnext)
+        s->hnext->hprev = s->hprev;
+    ch->nsubs--;
+    e->st.subscribers--;
+    store_purge(&s->held, &e->al);
+    ba_free(&e->al, s, sizeof *s);
+    if (ch->nsubs == 0 && ch != e->pubch)
+        qt_remove(&e->ct, &e->al, ch);
+}
+
+/* flush_conn_held writes what c's SUBs hold, as far as c takes it. */
+static void flush_conn_held(beuss_engine *e, bconn *c)
+{
+    bcsub *s = c->csubs;
+    while (s && !out_blocked(c)) {
+        bcsub *next = s->cnext;
+        if ((s->held.count || s->dropped) && flush_held(e, s) != 0)
+            return;
+        s = next;
     }
 }
 
@@ -996,6 +1248,93 @@ static int check_args(beuss_engine *e, bconn *c, const bframe *f, uint32_t lo, u
     return 1;
 }
 
+/* over_cap returns 1 if n more bytes would pass max_queued_bytes, which
+ * counts ready, leased (they may come back) and delayed messages. */
+static int over_cap(const beuss_engine *e, size_t n)
+{
+    return e->cfg.max_queued_bytes &&
+           e->bytes + e->leased_bytes + e->sched_bytes + n > e->cfg.max_queued_bytes;
+}
+
+/* wall_to_engine returns the engine time of Unix time w, clamped to the
+ * heap's range. */
+static uint64_t wall_to_engine(const beuss_engine *e, int64_t w)
+{
+    int64_t t;
+    if (e->wall_off > 0 && w < INT64_MIN + e->wall_off)
+        return 0;
+    if (e->wall_off < 0 && w > INT64_MAX + e->wall_off)
+        return (uint64_t)INT64_MAX;
+    t = w - e->wall_off;
+    return t < 0 ? 0 : (uint64_t)t;
+}
+
+/* put_later keeps the PUT f as a delayed message of q until its time. A time
+ * already passed joins the queue on the next tick, behind messages already
+ * due, so order stays by time. */
+static void put_later(beuss_engine *e, bconn *c, const bframe *f, bqueue *q, int created)
+{
+    bdelay *d;
+    uint64_t at;
+    if (f->when == BW_DELAY)
+        at = f->when_ms > (uint64_t)INT64_MAX - e->now_ms ? (uint64_t)INT64_MAX : e->now_ms + f->when_ms;
+    else
+        at = wall_to_engine(e, f->when_ms > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)f->when_ms);
+    if (over_cap(e, f->plen)) {
+        e->st.rejected_full++;
+        undo_create(e, q, created);
+        reply_err(e, c, BE_FULL, "the server's cap on queued bytes would be exceeded");
+        return;
+    }
+    d = ba_malloc(&e->al, sizeof *d + f->plen);
+    if (d == NULL) {
+        undo_create(e, q, created);
+        reply_err(e, c, BE_INTERNAL, "out of memory storing the message; nothing stored");
+        return;
+    }
+    d->t.at = at;
+    d->t.kind = TK_DELAY;
+    d->t.idx = BH_NONE;
+    d->q = q;
+    d->len = f->plen;
+    if (f->plen)
+        memcpy(d->data, f->payload, f->plen);
+    if (heap_insert(&e->timers, &e->al, &d->t) != 0) {
+        ba_free(&e->al, d, sizeof *d + f->plen);
+        undo_create(e, q, created);
+        reply_err(e, c, BE_INTERNAL, "out of memory storing the message; nothing stored");
+        return;
+    }
+    q->nsched++;
+    e->sched_count++;
+    e->sched_bytes += f->plen;
+    e->st.puts++;
+    if (f->truncated)
+        e->st.truncated++;
+    reply_ok_num(e, c, f->plen);
+}
+
+/* delay_fire moves the delayed message d into its queue. When memory runs
+ * out storing it, it waits one more second in the heap rather than being
+ * lost. */
+static void delay_fire(beuss_engine *e, bdelay *d, uint64_t now)
+{
+    bqueue *q = d->q;
+    heap_remove(&e->timers, &d->t);
+    if (enqueue(e, q, d->data, d->len) != 0) {
+        d->t.at = now + 1000;
+        if (heap_insert(&e->timers, &e->al, &d->t) == 0)
+            return;
+        /* Neither the queue nor the heap can take it: it is lost, counted. */
+        e->st.rejected_full++;
+    }
+    q->nsched--;
+    e->sched_count--;
+    e->sched_bytes -= d->len;
+    ba_free(&e->al, d, sizeof *d + d->len);
+    q_touch(e, q);
+}
+
 static void do_put(beuss_engine *e, bconn *c, const bframe *f)
 {
     bqueue *q;
@@ -1007,7 +1346,10 @@ static void do_put(beuss_engine *e, bconn *c, const bframe *f)
         err_queue(e, c, f->tok[1]);
         return;
     case BE_BAD_ARGS:
-        err_usage(e, c, "PUT takes a queue and a length: PUT <queue> <bytes>");
+        err_usage(e, c, "usage: PUT <queue> <bytes> [DELAY <ms> | AT <unix-ms>]");
+        return;
+    case BE_BAD_NUMBER:
+        err_number(e, c, f->tok[4]);
         return;
     case BE_TOO_LARGE: {
         char msg[96];
@@ -1026,18 +1368,14 @@ static void do_put(beuss_engine *e, bconn *c, const bframe *f)
         reply_err(e, c, BE_INTERNAL, "out of memory creating the queue; nothing stored");
         return;
     }
-    if (q->st.count == 0) {
-        /* Hand over directly: no copy through the store. */
-        while (q->wfirst)
-            if (answer_waiter(e, q->wfirst, q, f->payload, f->plen, 0) == 0)
-                goto accepted;
-        while (q->ring)
-            if (push_to(e, q->ring, f->payload, f->plen, 0) == 0)
-                goto accepted;
+    if (f->when != BW_NOW) {
+        put_later(e, c, f, q, created);
+        return;
     }
-    /* Leased messages count: they may come back. */
-    if (e->cfg.max_queued_bytes &&
-        e->bytes + e->leased_bytes + f->plen > e->cfg.max_queued_bytes) {
+    /* Hand over directly: no copy through the store. */
+    if (q->st.count == 0 && handover(e, q, f->payload, f->plen))
+        goto accepted;
+    if (over_cap(e, f->plen)) {
         e->st.rejected_full++;
         undo_create(e, q, created);
         reply_err(e, c, BE_FULL, "the server's cap on queued bytes would be exceeded");
@@ -1434,9 +1772,11 @@ static void do_queues(beuss_engine *e, bconn *c)
         }
         qsort(v, n, sizeof *v, cmp_queue);
     }
+    /* <name> <ready> <consumers> <leased> <scheduled> <dead>: leases and
+     * dead letters do not exist in this engine yet, so they are 0. */
     for (i = 0; i < n; i++)
         size += v[i]->namelen + 1 + u64_dec_len(v[i]->st.count) + 1 + u64_dec_len(v[i]->nsubs) +
-                1 + u64_dec_len(v[i]->nleased) + 1 + u64_dec_len(0) + 1 +
+                1 + u64_dec_len(v[i]->nleased) + 1 + u64_dec_len(v[i]->nsched) + 1 +
                 u64_dec_len(dead_count(e, v[i])) + 1;
     o = out_begin(e, c, 5 + 20 + 2 + size + 2);
     if (o != NULL) {
@@ -1454,7 +1794,7 @@ static void do_queues(beuss_engine *e, bconn *c)
             o[w++] = ' ';
             w += u64_to_dec(o + w, v[i]->nleased);
             o[w++] = ' ';
-            w += u64_to_dec(o + w, 0); /* scheduled: no scheduler yet */
+            w += u64_to_dec(o + w, v[i]->nsched);
             o[w++] = ' ';
             w += u64_to_dec(o + w, dead_count(e, v[i]));
             o[w++] = '\n';
@@ -1469,8 +1809,8 @@ static void do_queues(beuss_engine *e, bconn *c)
 static void do_stats(beuss_engine *e, bconn *c, uint64_t now)
 {
     beuss_stats s;
-    char doc[1536];
-    int n, m;
+    char doc[2048];
+    int n, m, k;
     memset(&s, 0, sizeof s);
     beuss_engine_stats(e, &s);
     n = snprintf(doc, sizeof doc,
@@ -1505,7 +1845,24 @@ static void do_stats(beuss_engine *e, bconn *c, uint64_t now)
         reply_err(e, c, BE_INTERNAL, "statistics do not fit");
         return;
     }
-    reply_payload(e, c, "DATA ", 5, (const uint8_t *)doc, (size_t)n + (size_t)m);
+    n += m;
+    k = snprintf(doc + n, sizeof doc - (size_t)n,
+                 "channels %llu\nsubscribers %llu\npublished %llu\nevents_delivered %llu\n"
+                 "events_dropped %llu\nscheduled %llu\nscheduled_bytes %llu\nschedules %llu\n"
+                 "schedule_fired %llu\nqueues_removed_idle %llu\nqueue_idle_ms %llu\n"
+                 "sub_buffer %llu\nsub_policy %s\n",
+                 (unsigned long long)s.channels, (unsigned long long)s.subscribers,
+                 (unsigned long long)s.published, (unsigned long long)s.events_delivered,
+                 (unsigned long long)s.events_dropped, (unsigned long long)s.scheduled,
+                 (unsigned long long)s.scheduled_bytes, (unsigned long long)s.schedules,
+                 (unsigned long long)s.schedule_fired, (unsigned long long)s.queues_removed_idle,
+                 (unsigned long long)e->cfg.queue_idle_ms, (unsigned long long)e->cfg.sub_buffer,
+                 e->cfg.sub_policy == BEUSS_SUB_DISCONNECT ? "disconnect" : "drop-oldest");
+    if (k < 0 || (size_t)k >= sizeof doc - (size_t)n) {
+        reply_err(e, c, BE_INTERNAL, "statistics do not fit");
+        return;
+    }
+    reply_payload(e, c, "DATA ", 5, (const uint8_t *)doc, (size_t)n + (size_t)k);
 }
 
 /* do_queue_stats answers STATS <queue>: the counts of one queue (all 0 for
@@ -1531,10 +1888,10 @@ static void do_queue_stats(beuss_engine *e, bconn *c, const bframe *f)
     {
         const bqueue *d = qt_find(&e->qt, dname, dl);
         n = snprintf((char *)doc, sizeof doc,
-                     "ready %llu\nconsumers %u\nleased %llu\nscheduled 0\ndead %llu\n"
+                     "ready %llu\nconsumers %u\nleased %llu\nscheduled %llu\ndead %llu\n"
                      "waiting %u\nbytes %llu\ndead_queue ",
                      (unsigned long long)q->st.count, (unsigned)q->nsubs,
-                     (unsigned long long)q->nleased,
+                     (unsigned long long)q->nleased, (unsigned long long)q->nsched,
                      (unsigned long long)(d ? d->st.count : 0), (unsigned)q->nwait,
                      (unsigned long long)q->st.bytes);
     }
@@ -1545,6 +1902,357 @@ static void do_queue_stats(beuss_engine *e, bconn *c, const bframe *f)
     memcpy(doc + n, dname, dl);
     doc[(size_t)n + dl] = '\n';
     reply_payload(e, c, "DATA ", 5, doc, (size_t)n + dl + 1);
+}
+
+/* payload_err replies the framing error of payload request f (PUB,
+ * SCHEDULE ADD) and returns 1, or returns 0 when there is none. */
+static int payload_err(beuss_engine *e, bconn *c, const bframe *f, const char *usage)
+{
+    switch (f->err) {
+    case BE_NONE:
+        return 0;
+    case BE_BAD_QUEUE_NAME: {
+        uint32_t i = (f->badname & 2) ? 1 : (f->badname & 4) ? 2 : 3;
+        err_queue(e, c, f->tok[i]);
+        return 1;
+    }
+    case BE_BAD_ARGS:
+        err_usage(e, c, usage);
+        return 1;
+    case BE_TOO_LARGE: {
+        char msg[96];
+        e->st.rejected_large++;
+        snprintf(msg, sizeof msg, "message of %llu bytes is over the maximum of %llu",
+                 (unsigned long long)f->declared, (unsigned long long)e->cfg.max_message_size);
+        reply_err(e, c, BE_TOO_LARGE, msg);
+        return 1;
+    }
+    default:
+        reply_err(e, c, BE_INTERNAL, "out of memory reading the message; nothing done");
+        return 1;
+    }
+}
+
+static void do_pub(beuss_engine *e, bconn *c, const bframe *f)
+{
+    bqueue *ch;
+    bcsub *s;
+    uint64_t n = 0;
+    if (payload_err(e, c, f, "usage: PUB <channel> <bytes>"))
+        return;
+    ch = qt_find(&e->ct, f->tok[1].p, f->tok[1].n);
+    e->st.published++;
+    if (f->truncated)
+        e->st.truncated++;
+    if (ch) {
+        /* A subscriber may be closed while we write (disconnect policy, no
+         * memory): it only frees its own SUB, and pubch keeps ch alive. */
+        e->pubch = ch;
+        for (s = ch->csubs; s;) {
+            bcsub *next = s->hnext;
+            event_to(e, s, f->payload, f->plen);
+            n++;
+            s = next;
+        }
+        e->pubch = NULL;
+        if (ch->nsubs == 0)
+            qt_remove(&e->ct, &e->al, ch);
+    }
+    reply_ok_num(e, c, n);
+}
+
+static void do_sub(beuss_engine *e, bconn *c, const bframe *f)
+{
+    bqueue *ch;
+    bcsub *s;
+    if (!check_args(e, c, f, 2, 2, "usage: SUB <channel>"))
+        return;
+    ch = qt_get(&e->ct, &e->al, f->tok[1].p, f->tok[1].n);
+    if (ch == NULL) {
+        reply_err(e, c, BE_INTERNAL, "out of memory subscribing");
+        return;
+    }
+    if (ch->nsubs && csub_find(c, ch)) {
+        reply_err(e, c, BE_ALREADY_SUBSCRIBED, "this connection already has a SUB for that channel");
+        return;
+    }
+    s = ba_malloc(&e->al, sizeof *s);
+    if (s == NULL) {
+        if (ch->nsubs == 0)
+            qt_remove(&e->ct, &e->al, ch);
+        reply_err(e, c, BE_INTERNAL, "out of memory subscribing");
+        return;
+    }
+    memset(s, 0, sizeof *s);
+    s->ch = ch;
+    s->c = c;
+    s->cnext = c->csubs;
+    if (c->csubs)
+        c->csubs->cprev = s;
+    c->csubs = s;
+    c->ncsubs++;
+    s->hnext = ch->csubs;
+    if (ch->csubs)
+        ch->csubs->hprev = s;
+    ch->csubs = s;
+    ch->nsubs++;
+    e->st.subscribers++;
+    REPLY(e, c, "OK\r\n");
+}
+
+static void do_unsub(beuss_engine *e, bconn *c, const bframe *f)
+{
+    bqueue *ch;
+    bcsub *s;
+    if (!check_args(e, c, f, 2, 2, "usage: UNSUB <channel>"))
+        return;
+    ch = qt_find(&e->ct, f->tok[1].p, f->tok[1].n);
+    s = ch ? csub_find(c, ch) : NULL;
+    if (s == NULL) {
+        reply_err(e, c, BE_NOT_SUBSCRIBED, "no SUB for that channel on this connection");
+        return;
+    }
+    csub_free(e, s);
+    REPLY(e, c, "OK\r\n");
+}
+
+/* ---- recurring schedules ------------------------------------------------- */
+
+static bsched *sched_find(const beuss_engine *e, bview name)
+{
+    bsched *x;
+    for (x = e->scheds; x; x = x->next)
+        if (x->namelen == name.n && memcmp(x->name, name.p, name.n) == 0)
+            return x;
+    return NULL;
+}
+
+static void sched_free(beuss_engine *e, bsched *x)
+{
+    heap_remove(&e->timers, &x->t);
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        e->scheds = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    e->nscheds--;
+    ba_free(&e->al, x, x->size);
+}
+
+/* sched_next asks the injected cron for x's first fire strictly after Unix
+ * time after, and arms x's timer. It returns 1 if armed, 0 if x never fires
+ * again, -2 (with err filled) if the spec is not understood, -1 on no
+ * memory. */
+static int sched_next(beuss_engine *e, bsched *x, int64_t after, char *err, size_t errcap)
+{
+    int64_t w;
+    if (e->cfg.next_fire == NULL) {
+        snprintf(err, errcap, "this server has no schedule support");
+        return -2;
+    }
+    err[0] = 0;
+    w = e->cfg.next_fire(e->cfg.next_fire_ctx, x->spec, x->speclen, after, err, errcap);
+    if (w == -2) {
+        if (err[0] == 0)
+            snprintf(err, errcap, "schedule expression not understood");
+        return -2;
+    }
+    if (w < 0)
+        return 0;
+    x->next_wall = w;
+    x->t.at = wall_to_engine(e, w);
+    x->t.kind = TK_SCHED;
+    heap_remove(&e->timers, &x->t);
+    return heap_insert(&e->timers, &e->al, &x->t) == 0 ? 1 : -1;
+}
+
+/* sched_fire puts x's message on its queue and arms its next time; a
+ * schedule that never fires again, or whose timer cannot be re-armed, ends.
+ * Missed times (a server stalled past several) fire once, not once each. */
+static void sched_fire(beuss_engine *e, bsched *x, uint64_t now)
+{
+    char err[128];
+    int64_t wall_now = (int64_t)now + e->wall_off;
+    int64_t after = x->next_wall > wall_now ? x->next_wall : wall_now;
+    bview qn;
+    bqueue *q;
+    int created;
+    heap_remove(&e->timers, &x->t);
+    qn.p = x->queue;
+    qn.n = x->queuelen;
+    q = get_queue(e, qn, &created);
+    if (q != NULL && !over_cap(e, x->plen) && enqueue(e, q, x->payload, x->plen) == 0) {
+        x->fired++;
+        e->st.schedule_fired++;
+        e->st.puts++;
+    } else {
+        e->st.rejected_full++;
+        if (q != NULL)
+            undo_create(e, q, created);
+    }
+    if (sched_next(e, x, after, err, sizeof err) != 1)
+        sched_free(e, x);
+}
+
+/* sched_add handles SCHEDULE ADD <name> <queue> <bytes>: the payload is the
+ * spec, a line end, then the message. */
+static void sched_add(beuss_engine *e, bconn *c, const bframe *f, uint64_t now)
+{
+    char err[160], msg[200];
+    const uint8_t *nl, *p = f->payload;
+    size_t speclen, mlen, size;
+    bsched *x, *old;
+    int r;
+    if (payload_err(e, c, f, "usage: SCHEDULE ADD <name> <queue> <bytes>, payload <spec>\\n<message>"))
+        return;
+    nl = f->plen ? memchr(p, '\n', f->plen) : NULL;
+    if (nl == NULL) {
+        reply_err(e, c, BE_BAD_SCHEDULE, "the payload must start with the schedule spec and a line end");
+        return;
+    }
+    speclen = (size_t)(nl - p);
+    mlen = f->plen - speclen - 1;
+    if (speclen && p[speclen - 1] == '\r')
+        speclen--;
+    if (speclen == 0 || speclen > BEUSS_MAX_SCHEDULE_SPEC) {
+        reply_err(e, c, BE_BAD_SCHEDULE, "the schedule spec must be 1 to 200 bytes");
+        return;
+    }
+    old = sched_find(e, f->tok[2]);
+    if (old == NULL && e->nscheds >= BEUSS_MAX_SCHEDULES) {
+        reply_err(e, c, BE_FULL, "too many schedules (10000)");
+        return;
+    }
+    size = sizeof *x + f->tok[2].n + f->tok[3].n + speclen + 1 + mlen;
+    x = ba_malloc(&e->al, size);
+    if (x == NULL) {
+        reply_err(e, c, BE_INTERNAL, "out of memory adding the schedule");
+        return;
+    }
+    memset(x, 0, sizeof *x);
+    x->size = size;
+    x->t.idx = BH_NONE;
+    x->name = (uint8_t *)(x + 1);
+    x->namelen = f->tok[2].n;
+    memcpy(x->name, f->tok[2].p, x->namelen);
+    x->queue = x->name + x->namelen;
+    x->queuelen = f->tok[3].n;
+    memcpy(x->queue, f->tok[3].p, x->queuelen);
+    x->spec = (char *)(x->queue + x->queuelen);
+    x->speclen = speclen;
+    memcpy(x->spec, p, speclen);
+    x->spec[speclen] = 0;
+    x->payload = (uint8_t *)x->spec + speclen + 1;
+    x->plen = mlen;
+    if (mlen)
+        memcpy(x->payload, nl + 1, mlen);
+    r = sched_next(e, x, (int64_t)now + e->wall_off, err, sizeof err);
+    if (r != 1) {
+        ba_free(&e->al, x, size);
+        if (r == -2) {
+            snprintf(msg, sizeof msg, "%s", err);
+            reply_err(e, c, BE_BAD_SCHEDULE, msg);
+        } else if (r == 0) {
+            reply_err(e, c, BE_BAD_SCHEDULE, "the schedule never fires");
+        } else {
+            reply_err(e, c, BE_INTERNAL, "out of memory adding the schedule");
+        }
+        return;
+    }
+    /* A new schedule of an existing name replaces it, as NATS does. */
+    if (old)
+        sched_free(e, old);
+    x->next = e->scheds;
+    if (e->scheds)
+        e->scheds->prev = x;
+    e->scheds = x;
+    e->nscheds++;
+    reply_ok_num(e, c, (uint64_t)x->next_wall);
+}
+
+static int cmp_sched(const void *a, const void *b)
+{
+    const bsched *x = *(const bsched *const *)a, *y = *(const bsched *const *)b;
+    size_t n = x->namelen < y->namelen ? x->namelen : y->namelen;
+    int r = memcmp(x->name, y->name, n);
+    if (r)
+        return r;
+    return x->namelen < y->namelen ? -1 : x->namelen > y->namelen;
+}
+
+/* sched_ls replies DATA with one line per schedule, sorted by name:
+ * <name> <queue> <next-unix-ms> <fired> <spec>\n. */
+static void sched_ls(beuss_engine *e, bconn *c)
+{
+    size_t n = (size_t)e->nscheds, i = 0, size = 0, w;
+    bsched **v = NULL, *x;
+    uint8_t *o;
+    if (n) {
+        v = ba_malloc(&e->al, n * sizeof *v);
+        if (v == NULL) {
+            reply_err(e, c, BE_INTERNAL, "out of memory listing the schedules");
+            return;
+        }
+        for (x = e->scheds; x; x = x->next)
+            v[i++] = x;
+        qsort(v, n, sizeof *v, cmp_sched);
+    }
+    for (i = 0; i < n; i++)
+        size += v[i]->namelen + 1 + v[i]->queuelen + 1 + u64_dec_len((uint64_t)v[i]->next_wall) + 1 +
+                u64_dec_len(v[i]->fired) + 1 + v[i]->speclen + 1;
+    o = out_begin(e, c, 5 + 20 + 2 + size + 2);
+    if (o != NULL) {
+        memcpy(o, "DATA ", 5);
+        w = 5 + u64_to_dec(o + 5, size);
+        o[w++] = '\r';
+        o[w++] = '\n';
+        for (i = 0; i < n; i++) {
+            x = v[i];
+            memcpy(o + w, x->name, x->namelen);
+            w += x->namelen;
+            o[w++] = ' ';
+            memcpy(o + w, x->queue, x->queuelen);
+            w += x->queuelen;
+            o[w++] = ' ';
+            w += u64_to_dec(o + w, (uint64_t)x->next_wall);
+            o[w++] = ' ';
+            w += u64_to_dec(o + w, x->fired);
+            o[w++] = ' ';
+            memcpy(o + w, x->spec, x->speclen);
+            w += x->speclen;
+            o[w++] = '\n';
+        }
+        o[w++] = '\r';
+        o[w++] = '\n';
+        out_end(e, c, w);
+    }
+    ba_free(&e->al, v, n * sizeof *v);
+}
+
+static void do_schedule(beuss_engine *e, bconn *c, const bframe *f, uint64_t now)
+{
+    static const char usage[] = "usage: SCHEDULE ADD <name> <queue> <bytes> | SCHEDULE LS | SCHEDULE RM <name>";
+    bsched *x;
+    if (f->ntok >= 2 && bp_tok_is(f->tok[1], "ADD")) {
+        sched_add(e, c, f, now);
+    } else if (f->ntok == 2 && bp_tok_is(f->tok[1], "LS")) {
+        sched_ls(e, c);
+    } else if (f->ntok == 3 && bp_tok_is(f->tok[1], "RM")) {
+        if (f->badname & 4) {
+            err_queue(e, c, f->tok[2]);
+            return;
+        }
+        x = sched_find(e, f->tok[2]);
+        if (x == NULL) {
+            reply_err(e, c, BE_NO_SCHEDULE, "no schedule has that name");
+            return;
+        }
+        sched_free(e, x);
+        REPLY(e, c, "OK\r\n");
+    } else {
+        err_usage(e, c, usage);
+    }
 }
 
 /* exec runs one complete request of c. */
@@ -1595,6 +2303,18 @@ static void exec(beuss_engine *e, bconn *c, const bframe *f, uint64_t now)
         break;
     case BC_TOUCH:
         do_touch(e, c, f);
+        break;
+    case BC_PUB:
+        do_pub(e, c, f);
+        break;
+    case BC_SUB:
+        do_sub(e, c, f);
+        break;
+    case BC_UNSUB:
+        do_unsub(e, c, f);
+        break;
+    case BC_SCHEDULE:
+        do_schedule(e, c, f, now);
         break;
     case BC_PING:
         if (check_args(e, c, f, 1, 1, "PING takes no arguments"))
@@ -1707,6 +2427,11 @@ beuss_engine *beuss_engine_new(const beuss_config *cfg, const beuss_allocator *a
         ba_free(&al, e, sizeof *e); /* not &e->al: it lives inside e */
         return NULL;
     }
+    if (qt_init(&e->ct, &e->al) != 0) {
+        qt_free(&e->qt, &e->al);
+        ba_free(&al, e, sizeof *e);
+        return NULL;
+    }
     return e;
 }
 
@@ -1758,6 +2483,17 @@ void beuss_engine_free(beuss_engine *e)
     for (i = 0; i < e->nslots; i++)
         if (e->slots[i].c)
             conn_destroy(e, e->slots[i].c);
+    while (e->scheds)
+        sched_free(e, e->scheds);
+    /* What is left in the heap are delayed messages and idle checks. */
+    for (i = 0; i < e->timers.len; i++) {
+        btimer *t = e->timers.v[i];
+        if (t->kind == TK_DELAY) {
+            bdelay *d = (bdelay *)t;
+            ba_free(&e->al, d, sizeof *d + d->len);
+        }
+    }
+    qt_free(&e->ct, &e->al);
     qt_free(&e->qt, &e->al);
     heap_free(&e->timers, &e->al);
     ba_free(&e->al, e->slots, e->cap_slots * sizeof *e->slots);
@@ -1872,6 +2608,7 @@ int beuss_conn_resume(beuss_engine *e, uint32_t id, uint64_t now_ms)
     c->full = 0;
     for (s = c->subs; s; s = s->cnext)
         sub_update(s);
+    flush_conn_held(e, c);
     /* Pumping may pause c again or close it (freeing subscriptions): walk
      * queues by re-reading the list each time. */
     for (s = c->subs; s != NULL;) {
@@ -1884,6 +2621,13 @@ int beuss_conn_resume(beuss_engine *e, uint32_t id, uint64_t now_ms)
     run_add(e, c);
     run_all(e, now_ms);
     return BEUSS_OK;
+}
+
+void beuss_set_wall_clock(beuss_engine *e, uint64_t now_ms, uint64_t wall_ms)
+{
+    if (e == NULL)
+        return;
+    e->wall_off = (int64_t)wall_ms - (int64_t)now_ms;
 }
 
 int64_t beuss_next_deadline(const beuss_engine *e)
@@ -1915,6 +2659,10 @@ int beuss_tick(beuss_engine *e, uint64_t now_ms)
             }
             l->xnext = due; /* a stack: the latest due goes back first */
             due = l;
+        } else if (t->kind == TK_DELAY) {
+            delay_fire(e, (bdelay *)t, now_ms);
+        } else if (t->kind == TK_SCHED) {
+            sched_fire(e, (bsched *)t, now_ms);
         } else {
             bconn *c = CONN_OF_TIMER(t);
             /* On failure c is closed, which also ends its wait. */
@@ -1990,4 +2738,8 @@ void beuss_engine_stats(const beuss_engine *e, beuss_stats *s)
     s->bytes = e->bytes;
     s->leased = e->st.leased;
     s->memory = e->al.held;
+    s->channels = e->ct.count;
+    s->scheduled = e->sched_count;
+    s->scheduled_bytes = e->sched_bytes;
+    s->schedules = e->nscheds;
 }

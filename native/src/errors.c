@@ -21,6 +21,8 @@ static const struct {
     [BE_SHUTTING_DOWN] = {"SHUTTING_DOWN", "the server is shutting down"},
     [BE_INTERNAL] = {"INTERNAL", "out of memory; nothing was changed"},
     [BE_UNKNOWN_LEASE] = {"UNKNOWN_LEASE", "no lease with that id is held by this connection"},
+    [BE_BAD_SCHEDULE] = {"BAD_SCHEDULE", "the schedule expression is not understood"},
+    [BE_NO_SCHEDULE] = {"NO_SCHEDULE", "no schedule has that name"},
 };
 
 /* berr_name returns the stable wire code of e. */

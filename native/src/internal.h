@@ -124,6 +124,8 @@ typedef enum berr {
     BE_SHUTTING_DOWN,
     BE_INTERNAL,
     BE_UNKNOWN_LEASE,
+    BE_BAD_SCHEDULE,
+    BE_NO_SCHEDULE,
     BE_COUNT
 } berr;
 
@@ -151,8 +153,15 @@ typedef enum bcmd {
     BC_QUIT,
     BC_ACK,
     BC_NACK,
-    BC_TOUCH
+    BC_TOUCH,
+    BC_PUB,
+    BC_SUB,
+    BC_UNSUB,
+    BC_SCHEDULE
 } bcmd;
+
+/* When a PUT's message becomes visible (its DELAY or AT option). */
+enum { BW_NOW = 0, BW_DELAY, BW_AT };
 
 /* BP_MAX_TOK is the number of tokens a frame keeps; no command takes more
  * (GET q WAIT ms LEASE ms MAXDELIVER n is 8). */
@@ -163,17 +172,21 @@ typedef struct bview {
     size_t n;
 } bview;
 
+/* Payload requests (PUT, PUB, SCHEDULE ADD) carry a length on their line
+ * and bytes after it; every other request is one line. */
 /* bframe is one complete request. Its views point into the bytes just fed or
  * into the parser's own buffers; they are valid until the next parser call. */
 typedef struct bframe {
     bcmd cmd;
-    berr err;        /* PUT only: a non-fatal error found while framing */
-    int truncated;   /* PUT only: payload cut to max_message_size */
+    berr err;        /* payload requests only: a non-fatal error found while framing */
+    int truncated;   /* payload requests only: payload cut to max_message_size */
+    int when;        /* PUT: BW_NOW, BW_DELAY or BW_AT */
+    uint64_t when_ms; /* PUT: the DELAY or AT value */
     uint32_t ntok;   /* tokens on the line, verb included (may exceed BP_MAX_TOK) */
     uint32_t badname; /* bit i: tok[i] is not a valid queue name */
     bview tok[BP_MAX_TOK];
-    uint64_t declared;  /* PUT: declared payload length */
-    const uint8_t *payload; /* PUT: the kept payload bytes */
+    uint64_t declared;  /* payload requests: declared payload length */
+    const uint8_t *payload; /* payload requests: the kept payload bytes */
     size_t plen;
 } bframe;
 
@@ -189,14 +202,15 @@ typedef struct bparser {
     size_t max_line;
     size_t max_msg;
     int reject; /* oversize: 1 = reject, 0 = truncate */
-    uint8_t *line; /* partial header line, max_line bytes, allocated on first need */
+    uint8_t *line; /* partial header line, max_line bytes, allocated on first
+                      need; holds a payload request's tokens while its
+                      payload straddles feeds */
     size_t line_len;
-    bframe f;          /* the PUT in progress */
+    bframe f;          /* the payload request in progress */
     uint64_t need;     /* payload bytes still to come */
     uint64_t keep;     /* of those, bytes still to keep */
     const uint8_t *pview; /* whole payload seen in one feed: a view */
     bbuf pay;          /* payload that straddles feeds: a copy */
-    uint8_t qname[BEUSS_MAX_QUEUE_NAME]; /* the PUT's queue name when it straddles */
     berr err;
     char errstr[128];
 } bparser;
@@ -288,7 +302,9 @@ void heap_free(bheap *h, balloc *al);
 
 struct bconn;
 struct bsub;
+struct bcsub;
 
+/* bqueue is a queue, or a channel (same name rules, separate table). */
 typedef struct bqueue {
     struct bqueue *hnext;
     uint32_t hash;
@@ -299,6 +315,8 @@ typedef struct bqueue {
     struct bconn *wfirst; /* GETs waiting, in arrival order */
     struct bconn *wlast;
     uint32_t nwait;
+    struct bcsub *csubs;  /* a channel's SUB subscribers (channels table only) */
+    uint64_t nsched;      /* delayed messages for this queue not yet due */
     btimer idle;          /* idle cleanup timer (queue_idle_ms) */
     uint64_t nleased;     /* its messages held under a lease (or a NACK delay) */
     struct bqueue *pnext; /* on the engine's list of queues to pump */

@@ -143,7 +143,7 @@ static uint64_t lit(const char *s, size_t n)
 static bcmd verb(bview t)
 {
     uint64_t w;
-    if (t.n < 2 || t.n > 6)
+    if (t.n < 2 || t.n > 8)
         return BC_UNKNOWN;
     w = word(t.p, t.n);
     switch (t.n) {
@@ -162,6 +162,10 @@ static bcmd verb(bview t)
             return BC_OFF;
         if (w == lit("len", 3))
             return BC_LEN;
+        if (w == lit("pub", 3))
+            return BC_PUB;
+        if (w == lit("sub", 3))
+            return BC_SUB;
         break;
     case 4:
         if (w == lit("peek", 4))
@@ -180,6 +184,8 @@ static bcmd verb(bview t)
             return BC_STATS;
         if (w == lit("touch", 5))
             return BC_TOUCH;
+        if (w == lit("unsub", 5))
+            return BC_UNSUB;
         break;
     case 6:
         if (w == lit("credit", 6))
@@ -187,19 +193,48 @@ static bcmd verb(bview t)
         if (w == lit("queues", 6))
             return BC_QUEUES;
         break;
+    case 8:
+        if (w == lit("schedule", 8))
+            return BC_SCHEDULE;
+        break;
     }
     return BC_UNKNOWN;
 }
 
+/* parse_put_when reads a PUT's DELAY <ms> or AT <unix-ms> option from
+ * tokens 3 and 4 into f, or sets f->err. */
+static void parse_put_when(bframe *f, uint32_t nt)
+{
+    uint64_t v;
+    if (nt != 5) {
+        f->err = BE_BAD_ARGS;
+        return;
+    }
+    if (bp_tok_is(f->tok[3], "DELAY"))
+        f->when = BW_DELAY;
+    else if (bp_tok_is(f->tok[3], "AT"))
+        f->when = BW_AT;
+    else {
+        f->err = BE_BAD_ARGS;
+        return;
+    }
+    if (!bp_parse_number(f->tok[4], &v)) {
+        f->err = BE_BAD_NUMBER;
+        return;
+    }
+    f->when_ms = v;
+}
+
 /* parse_line splits the header line s[0:n) (line end removed) into p->f. It
- * returns 0 for an empty line, 1 for a frame (a PUT then expects its
- * payload), or BP_ERROR. */
+ * returns 0 for an empty line, 1 for a one-line request, 2 for a payload
+ * request (its payload comes next), or BP_ERROR. */
 static int parse_line(bparser *p, const uint8_t *s, size_t n)
 {
     bframe *f = &p->f;
     size_t i = 0;
-    uint32_t nt = 0, badname = 0;
+    uint32_t nt = 0, badname = 0, lentok, maxtok;
     uint64_t d, keep;
+    const char *usage;
     for (;;) {
         size_t st;
         unsigned bad = 0;
@@ -224,27 +259,52 @@ static int parse_line(bparser *p, const uint8_t *s, size_t n)
     f->ntok = nt;
     f->err = BE_NONE;
     f->truncated = 0;
+    f->when = BW_NOW;
+    f->when_ms = 0;
     f->declared = 0;
     f->payload = NULL;
     f->plen = 0;
     f->cmd = verb(f->tok[0]);
-    if (f->cmd != BC_PUT)
+    switch (f->cmd) {
+    case BC_PUT:
+        lentok = 2;
+        maxtok = 5;
+        usage = "PUT needs a queue and a length: PUT <queue> <bytes>";
+        break;
+    case BC_PUB:
+        lentok = 2;
+        maxtok = 3;
+        usage = "PUB needs a channel and a length: PUB <channel> <bytes>";
+        break;
+    case BC_SCHEDULE:
+        if (nt < 2 || !bp_tok_is(f->tok[1], "ADD"))
+            return 1;
+        lentok = 4;
+        maxtok = 5;
+        usage = "SCHEDULE ADD needs a name, a queue and a length: SCHEDULE ADD <name> <queue> <bytes>";
+        break;
+    default:
         return 1;
-    if (nt < 3)
-        return fail(p, BE_BAD_ARGS, "PUT needs a queue and a length: PUT <queue> <bytes>");
-    if (!bp_parse_number(f->tok[2], &d)) {
-        char esc[48], msg[96];
-        bp_escape(esc, sizeof esc, f->tok[2].p, f->tok[2].n);
-        snprintf(msg, sizeof msg, "PUT length '%s' is not 1 to 19 decimal digits", esc);
+    }
+    if (nt <= lentok)
+        return fail(p, BE_BAD_ARGS, usage);
+    if (!bp_parse_number(f->tok[lentok], &d)) {
+        char esc[48], msg[128];
+        bp_escape(esc, sizeof esc, f->tok[lentok].p, f->tok[lentok].n);
+        snprintf(msg, sizeof msg, "%s length '%s' is not 1 to 19 decimal digits",
+                 f->cmd == BC_PUT ? "PUT" : f->cmd == BC_PUB ? "PUB" : "SCHEDULE ADD", esc);
         return fail(p, BE_BAD_NUMBER, msg);
     }
     f->declared = d;
     keep = d;
-    if (nt > 3) {
+    if (nt > maxtok || (f->cmd != BC_PUT && nt != maxtok)) {
         f->err = BE_BAD_ARGS;
-        keep = 0;
-    } else if (f->badname & 2) {
+    } else if (f->cmd == BC_PUT && nt > 3) {
+        parse_put_when(f, nt);
+    }
+    if (f->err == BE_NONE && (f->badname & (f->cmd == BC_SCHEDULE ? 0xCu : 2u)))
         f->err = BE_BAD_QUEUE_NAME;
+    if (f->err != BE_NONE) {
         keep = 0;
     } else if (d > p->max_msg) {
         if (p->reject) {
@@ -257,7 +317,7 @@ static int parse_line(bparser *p, const uint8_t *s, size_t n)
     }
     p->need = d;
     p->keep = keep;
-    return 1;
+    return 2;
 }
 
 /* fast_put recognizes the most common request whole: "PUT <queue>
@@ -301,6 +361,7 @@ static size_t fast_put(bparser *p, const uint8_t *s, size_t avail)
     f->cmd = BC_PUT;
     f->err = BE_NONE;
     f->truncated = 0;
+    f->when = BW_NOW;
     f->ntok = 3;
     f->badname = 0;
     f->tok[0].p = s;
@@ -396,7 +457,7 @@ int bp_next(bparser *p, balloc *al, const uint8_t *data, size_t len,
                 *used = pos;
                 return BP_ERROR;
             }
-            if (p->f.cmd != BC_PUT) {
+            if (r == 1) {
                 *used = pos;
                 *fo = &p->f;
                 return BP_FRAME;
@@ -496,7 +557,6 @@ emit:
 more:
     if (p->state == BPS_PAYLOAD || p->state == BPS_END || p->state == BPS_END_LF) {
         bframe *f = &p->f;
-        size_t qn;
         /* The bytes fed go away when we return: copy what the frame needs. */
         if (p->pview) {
             if (f->plen && reserve_pay(p, al, f->plen) != 0) {
@@ -507,16 +567,26 @@ more:
             }
             p->pview = NULL;
         }
-        if (f->tok[1].p != p->qname) {
-            qn = f->tok[1].n < sizeof p->qname ? f->tok[1].n : sizeof p->qname;
-            memcpy(p->qname, f->tok[1].p, qn);
-            f->tok[1].p = p->qname;
-            f->tok[1].n = qn;
-            f->tok[0].p = (const uint8_t *)"PUT";
-            f->tok[0].n = 3;
-            f->ntok = f->ntok > 3 ? f->ntok : 3;
-            f->tok[2].p = (const uint8_t *)"";
-            f->tok[2].n = 0;
+        /* Tokens that point into the fed bytes move to the line buffer,
+         * unused while a payload is read; they came from one line, so they
+         * fit. Tokens already there (a line that straddled feeds) stay. */
+        if (!(p->line && f->tok[0].p >= p->line && f->tok[0].p < p->line + p->max_line)) {
+            uint32_t k, nt = f->ntok < BP_MAX_TOK ? f->ntok : BP_MAX_TOK;
+            size_t o = 0;
+            if (p->line == NULL)
+                p->line = ba_malloc(al, p->max_line);
+            for (k = 0; k < nt; k++) {
+                if (p->line == NULL) {
+                    f->tok[k].p = (const uint8_t *)"";
+                    f->tok[k].n = 0;
+                    continue;
+                }
+                memmove(p->line + o, f->tok[k].p, f->tok[k].n);
+                f->tok[k].p = p->line + o;
+                o += f->tok[k].n;
+            }
+            if (p->line == NULL)
+                f->err = BE_INTERNAL;
         }
     }
     *used = pos;

@@ -297,7 +297,7 @@ static const char split_expected[] =
     "EMPTY\r\n"
     "OK 12\r\n"
     "ERR BAD_QUEUE_NAME bad queue name 'bad\\x01name': 1 to 255 bytes of printable ASCII or bytes >= 128\r\n"
-    "ERR BAD_ARGS PUT takes a queue and a length: PUT <queue> <bytes>\r\n"
+    "ERR BAD_ARGS usage: PUT <queue> <bytes> [DELAY <ms> | AT <unix-ms>]\r\n"
     "ERR UNKNOWN_COMMAND unknown command 'BOGUS'\r\n"
     "OK\r\n"
     "PUSH q2 3\r\na\r\n\r\n"
