@@ -8,13 +8,22 @@
 // JS API (class Engine):
 //   new Engine(config, now)       config: {maxMessageSize, oversize,
 //                                 maxQueuedBytes, maxLine, outputHighWater,
-//                                 queueIdleMs, maxDeliver}, each optional (C defaults)
+//                                 queueIdleMs, maxDeliver, subBuffer,
+//                                 subPolicy, nextFire}, each optional (C
+//                                 defaults). nextFire(spec, afterMs) ->
+//                                 number | string is the schedule
+//                                 calculator: the next Unix ms strictly
+//                                 after afterMs, -1 for never, or a string
+//                                 saying why spec is bad. It is called
+//                                 synchronously from inside feed() and
+//                                 tick(), so it must not call the engine.
 //   open() -> id                  throws an Error with .status on failure
 //   close(id, now)       -> output   output: a Buffer holding the output
 //   feed(id, chunk, now) -> output   of every connection concerned, one
 //   pause(id)            -> output   after the other, or undefined when
 //   resume(id, now)      -> output   there is none; see "Output index"
 //   tick(now)            -> output   below
+//   setWallClock(now, wallMs)     engine time now is Unix time wallMs
 //   nextDeadline() -> number      ms, or -1 when nothing is scheduled
 //   stats() -> object             the counters of beuss_stats
 //   free()                        releases the engine now (the GC would too)
@@ -43,7 +52,9 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -77,6 +88,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
                            InstanceMethod<&Engine::Resume>("resume"),
                            InstanceMethod<&Engine::Tick>("tick"),
                            InstanceMethod<&Engine::NextDeadline>("nextDeadline"),
+                           InstanceMethod<&Engine::SetWallClock>("setWallClock"),
                            InstanceMethod<&Engine::Stats>("stats"),
                            InstanceMethod<&Engine::Free>("free"),
                        });
@@ -101,6 +113,17 @@ class Engine : public Napi::ObjectWrap<Engine> {
     num("outputHighWater", &cfg.output_high_water);
     num("queueIdleMs", &cfg.queue_idle_ms);
     num("maxDeliver", &cfg.max_deliver);
+    num("subBuffer", &cfg.sub_buffer);
+    Napi::Value sp = c.Get("subPolicy");
+    if (sp.IsNumber()) {
+      cfg.sub_policy = ToU64(sp) == BEUSS_SUB_DISCONNECT ? BEUSS_SUB_DISCONNECT : BEUSS_SUB_DROP_OLDEST;
+    }
+    Napi::Value nf = c.Get("nextFire");
+    if (nf.IsFunction()) {
+      next_fire_ = Napi::Persistent(nf.As<Napi::Function>());
+      cfg.next_fire = &Engine::NextFire;
+      cfg.next_fire_ctx = this;
+    }
     Napi::Value ov = c.Get("oversize");
     if (ov.IsNumber()) {
       cfg.oversize = ToU64(ov) == BEUSS_OVERSIZE_REJECT ? BEUSS_OVERSIZE_REJECT
@@ -119,6 +142,30 @@ class Engine : public Napi::ObjectWrap<Engine> {
   ~Engine() override { beuss_engine_free(engine_); }
 
  private:
+  // Returns what beuss_next_fire_fn returns, by calling the JS nextFire
+  // given in the config. Runs on the JS thread, inside a call from JS.
+  static int64_t NextFire(void *ctx, const char *spec, size_t len, int64_t after_ms, char *err,
+                          size_t errcap) {
+    Engine *self = static_cast<Engine *>(ctx);
+    Napi::Env env = self->Env();
+    auto fail = [&](const std::string &why) {
+      std::snprintf(err, errcap, "%s", why.c_str());
+      return static_cast<int64_t>(-2);
+    };
+    Napi::Value r = self->next_fire_.Call({Napi::String::New(env, spec, len),
+                                           Napi::Number::New(env, static_cast<double>(after_ms))});
+    if (env.IsExceptionPending()) {
+      Napi::Error e = env.GetAndClearPendingException();
+      return fail(e.Message());
+    }
+    if (r.IsString()) return fail(r.As<Napi::String>().Utf8Value());
+    if (!r.IsNumber()) return fail("the schedule calculator returned no time");
+    double d = r.As<Napi::Number>().DoubleValue();
+    if (d < 0) return -1;
+    if (d > 9.0e15) return -1;  // past any date JS can represent: never
+    return static_cast<int64_t>(d);
+  }
+
   // Returns false (with a pending JS exception) when the engine was freed.
   bool Live(Napi::Env env) {
     if (engine_ != nullptr) return true;
@@ -257,6 +304,13 @@ class Engine : public Napi::ObjectWrap<Engine> {
     return Napi::Number::New(env, static_cast<double>(beuss_next_deadline(engine_)));
   }
 
+  Napi::Value SetWallClock(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Live(env)) return env.Undefined();
+    beuss_set_wall_clock(engine_, ToU64(info[0]), ToU64(info[1]));
+    return env.Undefined();
+  }
+
   Napi::Value Stats(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (!Live(env)) return env.Undefined();
@@ -284,6 +338,16 @@ class Engine : public Napi::ObjectWrap<Engine> {
     put("expired", s.expired);
     put("redelivered", s.redelivered);
     put("deadLettered", s.dead_lettered);
+    put("channels", s.channels);
+    put("subscribers", s.subscribers);
+    put("published", s.published);
+    put("eventsDelivered", s.events_delivered);
+    put("eventsDropped", s.events_dropped);
+    put("scheduled", s.scheduled);
+    put("scheduledBytes", s.scheduled_bytes);
+    put("schedules", s.schedules);
+    put("scheduleFired", s.schedule_fired);
+    put("queuesRemovedIdle", s.queues_removed_idle);
     return o;
   }
 
@@ -295,6 +359,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
 
   beuss_engine *engine_ = nullptr;
   Napi::Reference<Napi::Uint32Array> index_ref_;
+  Napi::FunctionReference next_fire_;
   // Reused across calls so that draining does not allocate per call.
   std::vector<beuss_output> pending_;
 };
@@ -322,6 +387,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   put("DEFAULT_MAX_DELIVER", BEUSS_DEFAULT_MAX_DELIVER);
   put("MAX_PENDING_INPUT", BEUSS_MAX_PENDING_INPUT);
   put("DEFAULT_MAX_QUEUED_BYTES", static_cast<double>(BEUSS_DEFAULT_MAX_QUEUED_BYTES));
+  put("DEFAULT_SUB_BUFFER", BEUSS_DEFAULT_SUB_BUFFER);
+  put("MAX_SCHEDULES", BEUSS_MAX_SCHEDULES);
+  put("MAX_SCHEDULE_SPEC", BEUSS_MAX_SCHEDULE_SPEC);
+  put("SUB_DROP_OLDEST", BEUSS_SUB_DROP_OLDEST);
+  put("SUB_DISCONNECT", BEUSS_SUB_DISCONNECT);
   put("OVERSIZE_TRUNCATE", BEUSS_OVERSIZE_TRUNCATE);
   put("OVERSIZE_REJECT", BEUSS_OVERSIZE_REJECT);
   put("OUT_CLOSE", BEUSS_OUT_CLOSE);

@@ -32,6 +32,14 @@ export interface EngineConstants extends OutputFlags {
   /** Input kept for a paused or waiting connection before feed reports EOVERFLOW. */
   readonly MAX_PENDING_INPUT: number;
   readonly DEFAULT_MAX_QUEUED_BYTES: number;
+  /** Events kept per stalled channel subscriber by default. */
+  readonly DEFAULT_SUB_BUFFER: number;
+  /** Recurring schedules an engine holds at most. */
+  readonly MAX_SCHEDULES: number;
+  /** Longest schedule spec in bytes. */
+  readonly MAX_SCHEDULE_SPEC: number;
+  readonly SUB_DROP_OLDEST: number;
+  readonly SUB_DISCONNECT: number;
   readonly OVERSIZE_TRUNCATE: number;
   readonly OVERSIZE_REJECT: number;
   /** Status codes (`beuss_status`): 0 or negative. */
@@ -45,6 +53,16 @@ export interface EngineConstants extends OutputFlags {
 /** What PUT does with a payload over the maximum message size. */
 export type Oversize = 'truncate' | 'reject';
 
+/** What a channel subscriber's full buffer does: drop its oldest event (counted, told with `DROPPED`), or close its connection. */
+export type SubPolicy = 'drop-oldest' | 'disconnect';
+
+/**
+ * Returns the first Unix time in ms strictly after `afterMs` at which the
+ * schedule `spec` fires, -1 when it never fires again, or a string saying
+ * why `spec` is not understood. Called synchronously by the engine.
+ */
+export type NextFire = (spec: string, afterMs: number) => number | string;
+
 /** Limits of an engine; every field is optional and defaults to the C defaults. */
 export interface EngineConfig {
   /** Payload bytes kept per message, at least 1. */
@@ -57,10 +75,16 @@ export interface EngineConfig {
   maxLine?: number;
   /** Output bytes built for one connection in one call before the engine pauses it. */
   outputHighWater?: number;
-  /** Reserved: idle queue cleanup, 0 = off. */
+  /** Drop a queue that holds nothing and serves no one after this many ms unused; 0 = off. */
   queueIdleMs?: number;
   /** Deliveries under a lease before a message goes to its dead-letter queue, at least 1 (default 5). */
   maxDeliver?: number;
+  /** Events kept per channel subscriber whose connection cannot take more. */
+  subBuffer?: number;
+  /** What happens past `subBuffer`. */
+  subPolicy?: SubPolicy;
+  /** The schedule calculator for `SCHEDULE ADD`; without it, schedules are refused with `BAD_SCHEDULE`. */
+  nextFire?: NextFire;
 }
 
 /** A snapshot of the engine's counters (the same as the STATS command's). */
@@ -86,6 +110,16 @@ export interface EngineStats {
   expired: number;
   redelivered: number;
   deadLettered: number;
+  channels: number;
+  subscribers: number;
+  published: number;
+  eventsDelivered: number;
+  eventsDropped: number;
+  scheduled: number;
+  scheduledBytes: number;
+  schedules: number;
+  scheduleFired: number;
+  queuesRemovedIdle: number;
 }
 
 interface NativeEngine {
@@ -97,12 +131,13 @@ interface NativeEngine {
   resume(id: number, now: number): Buffer | undefined;
   tick(now: number): Buffer | undefined;
   nextDeadline(): number;
+  setWallClock(now: number, wallMs: number): void;
   stats(): EngineStats;
   free(): void;
 }
 
 interface NativeAddon {
-  Engine: new (config: Record<string, number>, now: number) => NativeEngine;
+  Engine: new (config: Record<string, number | NextFire>, now: number) => NativeEngine;
   strerror(status: number): string;
   constants: EngineConstants;
 }
@@ -227,7 +262,7 @@ export class Engine {
     const a = load();
     this.constants = a.constants;
     const k = a.constants;
-    const c: Record<string, number> = {};
+    const c: Record<string, number | NextFire> = {};
     if (config.maxMessageSize !== undefined) {
       checkUint('maxMessageSize', config.maxMessageSize, 1);
       if (config.maxMessageSize > k.MAX_MAX_MESSAGE_SIZE) {
@@ -262,6 +297,21 @@ export class Engine {
       checkUint('maxDeliver', config.maxDeliver, 1);
       if (config.maxDeliver > 0xffffffff) throw new TypeError(`maxDeliver must be at most 4294967295, got ${config.maxDeliver}`);
       c.maxDeliver = config.maxDeliver;
+    }
+    if (config.subBuffer !== undefined) {
+      checkUint('subBuffer', config.subBuffer);
+      if (config.subBuffer > 0xffffffff) throw new TypeError(`subBuffer must be at most 4294967295, got ${config.subBuffer}`);
+      c.subBuffer = config.subBuffer;
+    }
+    if (config.subPolicy !== undefined) {
+      if (config.subPolicy !== 'drop-oldest' && config.subPolicy !== 'disconnect') {
+        throw new TypeError(`subPolicy must be 'drop-oldest' or 'disconnect', got ${String(config.subPolicy)}`);
+      }
+      c.subPolicy = config.subPolicy === 'disconnect' ? k.SUB_DISCONNECT : k.SUB_DROP_OLDEST;
+    }
+    if (config.nextFire !== undefined) {
+      if (typeof config.nextFire !== 'function') throw new TypeError('nextFire must be a function');
+      c.nextFire = config.nextFire;
     }
     checkNow(now);
     try {
@@ -324,7 +374,7 @@ export class Engine {
     return this.#check(this.#native.resume(id, now), 'resume', id);
   }
 
-  /** Runs what is due at `now` (expired GET WAITs); returns the output. */
+  /** Runs what is due at `now` (expired GET WAITs, idle queues, delayed messages, schedules); returns the output. */
   tick(now: number): Buffer | undefined {
     checkNow(now);
     return this.#check(this.#native.tick(now), 'tick');
@@ -333,6 +383,13 @@ export class Engine {
   /** Returns the earliest time (ms) at which `tick` has work, or -1 when nothing is scheduled. */
   nextDeadline(): number {
     return this.#native.nextDeadline();
+  }
+
+  /** Tells the engine that engine time `now` is Unix time `wallMs` (for `PUT … AT` and schedules). */
+  setWallClock(now: number, wallMs: number): void {
+    checkNow(now);
+    checkNow(wallMs);
+    this.#native.setWallClock(now, wallMs);
   }
 
   /** Returns a snapshot of the engine's counters. */

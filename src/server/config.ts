@@ -1,7 +1,7 @@
 // The server's configuration: defaults, then environment variables, then
 // command-line flags (flags win). Every bad value is one UsageError whose
 // message names the flag or variable, for main to print as one line.
-import type { Oversize } from '../native.js';
+import type { Oversize, SubPolicy } from '../native.js';
 
 /** Everything beuss-server needs to start. */
 export interface ServerConfig {
@@ -23,6 +23,12 @@ export interface ServerConfig {
   maxDeliver: number;
   /** Milliseconds a stopping server waits for clients to take what they are owed. */
   shutdownTimeoutMs: number;
+  /** Milliseconds after which an unused empty queue with no consumer is removed; 0 = never. */
+  queueIdleMs: number;
+  /** Events kept per channel subscriber that cannot keep up. */
+  subBuffer: number;
+  /** What a subscriber's full buffer does. */
+  subPolicy: SubPolicy;
 }
 
 /** Default values, except those the engine defines (message size, line length). */
@@ -35,11 +41,17 @@ export const DEFAULTS = {
   // when consumers stall: 1 GiB of payloads, then PUT answers ERR FULL.
   maxQueuedBytes: 1024 * 1024 * 1024,
   shutdownTimeoutMs: 5_000,
+  // beanstalkd drops an empty unwatched tube at once; a few minutes is
+  // gentler (a producer between bursts keeps its queue in QUEUES) and still
+  // gives back the memory of names used once.
+  queueIdleSeconds: 300,
+  subPolicy: 'drop-oldest' as SubPolicy,
 };
 
 /** Engine-defined defaults and bounds the parser needs. */
 export interface EngineLimits {
   DEFAULT_MAX_MESSAGE_SIZE: number;
+  DEFAULT_SUB_BUFFER: number;
   DEFAULT_MAX_LINE: number;
   MIN_MAX_LINE: number;
   MAX_MAX_LINE: number;
@@ -74,6 +86,12 @@ function parseInteger(what: string, text: string, min: number, max: number, size
 function parseOversize(what: string, text: string): Oversize {
   const t = text.trim().toLowerCase();
   if (t !== 'truncate' && t !== 'reject') throw new UsageError(`${what}: expected 'truncate' or 'reject', got '${text}'`);
+  return t;
+}
+
+function parseSubPolicy(what: string, text: string): SubPolicy {
+  const t = text.trim().toLowerCase();
+  if (t !== 'drop-oldest' && t !== 'disconnect') throw new UsageError(`${what}: expected 'drop-oldest' or 'disconnect', got '${text}'`);
   return t;
 }
 
@@ -119,6 +137,18 @@ function settings(limits: EngineLimits): Setting[] {
       env: 'BMAXDELIVER',
       apply: (c, w, v) => (c.maxDeliver = parseInteger(w, v, 1, 0xffffffff)),
     },
+    {
+      flag: '--queue-idle',
+      env: 'BQUEUEIDLE',
+      // Up to ten years: past that, 0 says "never" more clearly.
+      apply: (c, w, v) => (c.queueIdleMs = parseInteger(w, v, 0, 10 * 366 * 86_400) * 1000),
+    },
+    {
+      flag: '--sub-buffer',
+      env: 'BSUBBUFFER',
+      apply: (c, w, v) => (c.subBuffer = parseInteger(w, v, 0, 1_000_000)),
+    },
+    { flag: '--sub-policy', env: 'BSUBPOLICY', apply: (c, w, v) => (c.subPolicy = parseSubPolicy(w, v)) },
   ];
 }
 
@@ -139,6 +169,9 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv, limit
     maxLine: limits.DEFAULT_MAX_LINE,
     maxDeliver: limits.DEFAULT_MAX_DELIVER,
     shutdownTimeoutMs: DEFAULTS.shutdownTimeoutMs,
+    queueIdleMs: DEFAULTS.queueIdleSeconds * 1000,
+    subBuffer: limits.DEFAULT_SUB_BUFFER,
+    subPolicy: DEFAULTS.subPolicy,
   };
   const all = settings(limits);
   const given = new Map<Setting, [string, string]>();
@@ -195,6 +228,13 @@ Options (a flag overrides its environment variable):
   --max-deliver <n>           BMAXDELIVER      deliveries under a lease before a message moves
                                                to <queue>.dead; GET/ON MAXDELIVER overrides it
                                                (default ${limits.DEFAULT_MAX_DELIVER})
+  --queue-idle <seconds>      BQUEUEIDLE       remove a queue that stayed empty, with no consumer
+                                               or waiting GET, this long; 0 = never
+                                               (default ${DEFAULTS.queueIdleSeconds})
+  --sub-buffer <n>            BSUBBUFFER       events kept for a channel subscriber that does
+                                               not keep up (default ${limits.DEFAULT_SUB_BUFFER})
+  --sub-policy <policy>       BSUBPOLICY       past that: drop-oldest (counted, told to it with
+                                               DROPPED) or disconnect (default ${DEFAULTS.subPolicy})
   -h, --help                                   print this help and exit
   -v, --version                                print the version and exit
 

@@ -8,6 +8,7 @@ import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Engine, type EngineStats } from '../native.js';
 import type { ServerConfig } from './config.js';
+import { createNextFire } from './schedule.js';
 
 /** The longest delay setTimeout honours (2^31-1 ms); longer ones fire at once. */
 const MAX_TIMER_DELAY = 2_147_483_647;
@@ -77,6 +78,9 @@ export class BeussServer {
   readonly #sockets = new Set<net.Socket>();
   #timer: NodeJS.Timeout | undefined;
   #timerAt = -1;
+  // Re-reads the wall clock now and then, so that a stepped system clock
+  // reaches PUT … AT and schedules without waiting for the next tick.
+  #wallClock: NodeJS.Timeout | undefined;
   #stopping = false;
   #stopped: Promise<void> | undefined;
   #onAllClosed: (() => void) | undefined;
@@ -97,9 +101,15 @@ export class BeussServer {
         maxLine: config.maxLine,
         maxDeliver: config.maxDeliver,
         outputHighWater: OUTPUT_HIGH_WATER,
+        queueIdleMs: config.queueIdleMs,
+        subBuffer: config.subBuffer,
+        subPolicy: config.subPolicy,
+        nextFire: createNextFire(),
       },
       now(),
     );
+    this.#engine.setWallClock(now(), Date.now());
+    this.#wallClock = setInterval(() => this.#engine.setWallClock(now(), Date.now()), 60_000).unref();
     const k = this.#engine.constants;
     this.#OUT_CLOSE = k.OUT_CLOSE;
     this.#OUT_FULL = k.OUT_FULL;
@@ -141,6 +151,7 @@ export class BeussServer {
         clearTimeout(hard);
         if (this.#timer) clearTimeout(this.#timer);
         this.#final = this.#engine.stats();
+        clearInterval(this.#wallClock);
         this.#engine.free();
         resolve();
       };
@@ -419,6 +430,10 @@ export class BeussServer {
   #onTimer(): void {
     this.#timer = undefined;
     this.#timerAt = -1;
-    this.#run(this.#engine.tick(now()));
+    const t = now();
+    // Delayed messages (AT) and schedules speak Unix time: keep the
+    // engine's view of the wall clock fresh where it matters.
+    this.#engine.setWallClock(t, Date.now());
+    this.#run(this.#engine.tick(t));
   }
 }
