@@ -8,7 +8,7 @@ import * as net from 'node:net';
 export interface Frame {
   /** The header line without its line end, e.g. `OK 5`, `MSG 3`, `PUSH q 3`. */
   line: string;
-  /** The payload of `MSG`, `DATA` and `PUSH` frames. */
+  /** The payload of `MSG`, `DATA`, `PUSH` and `EVENT` frames. */
   payload?: Buffer;
 }
 
@@ -18,11 +18,23 @@ export function put(queue: string, payload: string | Buffer): Buffer {
   return Buffer.concat([Buffer.from(`PUT ${queue} ${p.length}\r\n`), p, Buffer.from('\r\n')]);
 }
 
+/** Returns `PUB <channel> <len>\r\n<payload>\r\n` as bytes. */
+export function pub(channel: string, payload: string | Buffer): Buffer {
+  const p = typeof payload === 'string' ? Buffer.from(payload) : payload;
+  return Buffer.concat([Buffer.from(`PUB ${channel} ${p.length}\r\n`), p, Buffer.from('\r\n')]);
+}
+
+/** Returns `SCHEDULE ADD <name> <queue> <len>\r\n<spec>\n<message>\r\n` as bytes. */
+export function scheduleAdd(name: string, queue: string, spec: string, message: string | Buffer): Buffer {
+  const p = Buffer.concat([Buffer.from(`${spec}\n`), typeof message === 'string' ? Buffer.from(message) : message]);
+  return Buffer.concat([Buffer.from(`SCHEDULE ADD ${name} ${queue} ${p.length}\r\n`), p, Buffer.from('\r\n')]);
+}
+
 /** Returns the payload length a header line declares, or -1 for frames without one. */
 function payloadLength(line: string): number {
   const t = line.split(' ');
   if (t[0] === 'MSG' || t[0] === 'DATA') return Number(t[1]);
-  if (t[0] === 'PUSH') return Number(t[2]);
+  if (t[0] === 'PUSH' || t[0] === 'EVENT') return Number(t[2]);
   return -1;
 }
 
