@@ -18,7 +18,9 @@
  * @packageDocumentation
  */
 export { connect, Client } from './client/client.js';
-export type { GetOptions, CloseOptions, QueueInfo, ServerStats } from './client/client.js';
+export type { GetOptions, CloseOptions, QueueInfo, ServerStats, PutOptions, ScheduleInfo } from './client/client.js';
+export { Subscription, ChannelEvent, DEFAULT_MAX_BUFFERED } from './client/subscription.js';
+export type { SubscribeOptions, EventHandler } from './client/subscription.js';
 export { Consumer, DEFAULT_PREFETCH } from './client/consumer.js';
 export type { ConsumeOptions, MessageHandler } from './client/consumer.js';
 export { Message } from './client/message.js';
@@ -45,5 +47,7 @@ export {
   TooManyConnectionsError,
   ShuttingDownError,
   InternalServerError,
+  BadScheduleError,
+  NoScheduleError,
 } from './client/errors.js';
 export type { ServerErrorCode } from './client/errors.js';

@@ -37,7 +37,7 @@ export interface ParsedArgs {
   opts: Map<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(['host', 'port', 'wait', 'count', 'prefetch']);
+const VALUE_OPTIONS = new Set(['host', 'port', 'wait', 'count', 'prefetch', 'delay', 'at']);
 const FLAG_OPTIONS = new Set(['lines', 'null', 'json', 'help', 'version']);
 const SHORT: Record<string, string> = { '0': 'null', h: 'help', V: 'version', n: 'count', w: 'wait' };
 

@@ -1,7 +1,8 @@
 // The commands of `beuss`, one function per verb. Each resolves with the exit
 // code; errors thrown (ConnectionError, ServerError, CliExit) are mapped by main.
 import * as fs from 'node:fs';
-import { type Client, connect } from '../client/client.js';
+import { type Client, connect, type PutOptions } from '../client/client.js';
+import { toDelayMs, toUnixMs } from '../client/duration.js';
 import { ConnectionError } from '../client/errors.js';
 import { parsePort } from '../client/options.js';
 import { queueNameProblem } from '../client/validate.js';
@@ -112,12 +113,31 @@ function emptyNotice(queue: string, waited: boolean): void {
   if (process.stderr.isTTY) process.stderr.write(`beuss: queue '${queue}' is empty${waited ? ' (wait timed out)' : ''}\n`);
 }
 
+// Returns the put options of --delay (30s, 5m, 1h, 250ms: a unit is required, since --wait counts
+// seconds and a bare number would be ambiguous) or --at (ISO-8601 with a zone).
+function whenOptions(p: ParsedArgs): PutOptions {
+  const delay = str(p, 'delay');
+  const at = str(p, 'at');
+  if (delay !== undefined && at !== undefined) throw usageError('give --delay or --at, not both');
+  try {
+    if (delay !== undefined) {
+      if (/^\d+$/.test(delay.trim())) throw new Error(`'${delay}' needs a unit: 250ms, 30s, 5m, 1h, 1h30m`);
+      return { delay: toDelayMs(delay) };
+    }
+    if (at !== undefined) return { at: toUnixMs(at) };
+  } catch (err) {
+    throw usageError(`${delay !== undefined ? '--delay' : '--at'}: ${(err as Error).message}`);
+  }
+  return {};
+}
+
 const put: Command = async (p) => {
-  check(p, 'PUT', [1, 2], ['lines']);
+  check(p, 'PUT', [1, 2], ['lines', 'delay', 'at']);
   const [queue, file] = p.args;
+  const when = whenOptions(p);
   if (p.opts.has('lines')) {
     if (file !== undefined && file !== '-') throw usageError('PUT --lines reads stdin only');
-    return putLines(p, queue);
+    return putLines(p, queue, when);
   }
   const pending = open(p);
   // Fails as soon as the server is found unreachable, without waiting for the end of stdin.
@@ -125,7 +145,7 @@ const put: Command = async (p) => {
   return withClient(
     p,
     async (client) => {
-      const stored = await client.put(queue, data);
+      const stored = await client.put(queue, data, when);
       if (stored < data.length) warnTruncated(stored, data.length, 'the message');
       return EXIT.OK;
     },
@@ -137,7 +157,7 @@ const put: Command = async (p) => {
 const LINES_HIGH_WATER = 4096;
 const LINES_LOW_WATER = 1024;
 
-async function putLines(p: ParsedArgs, queue: string): Promise<number> {
+async function putLines(p: ParsedArgs, queue: string, when: PutOptions): Promise<number> {
   return withClient(p, (client) => {
     return new Promise<number>((resolve, reject) => {
       const stdin = process.stdin;
@@ -161,7 +181,7 @@ async function putLines(p: ParsedArgs, queue: string): Promise<number> {
         // A CRLF file sends its lines without the CR.
         const body = line.length > 0 && line[line.length - 1] === 13 ? line.subarray(0, line.length - 1) : line;
         inFlight++;
-        client.put(queue, body).then(
+        client.put(queue, body, when).then(
           (stored) => {
             inFlight--;
             if (stored < body.length) warnTruncated(stored, body.length, `line ${n}`);
@@ -354,7 +374,118 @@ const ping: Command = async (p) => {
   });
 };
 
-const COMMANDS: Record<string, Command> = { PUT: put, GET: get, ON: on, PEEK: peek, LEN: len, PURGE: purge, QUEUES: queues, STATS: stats, PING: ping };
+const pub: Command = async (p) => {
+  check(p, 'PUB', [1, 2]);
+  const [channel, file] = p.args;
+  const pending = open(p);
+  const [, data] = await Promise.all([pending, readInput(file)]);
+  return withClient(
+    p,
+    async (client) => {
+      const n = await client.publish(channel, data);
+      // Scripts get exit code 0 either way; people see that nobody heard it.
+      if (process.stderr.isTTY) process.stderr.write(`beuss: delivered to ${n} subscriber${n === 1 ? '' : 's'}\n`);
+      return EXIT.OK;
+    },
+    pending,
+  );
+};
+
+const sub: Command = async (p) => {
+  check(p, 'SUB', [1, 1], ['count', 'null']);
+  const [channel] = p.args;
+  const count = positiveInt(p, 'count');
+  const sep = Buffer.from(p.opts.has('null') ? [0] : [10]);
+  return withClient(p, async (client) => {
+    let seen = 0;
+    const subscription = client.subscribe(channel, async (ev) => {
+      if (ev.droppedBefore > 0) {
+        process.stderr.write(`beuss: ${ev.droppedBefore} event${ev.droppedBefore === 1 ? '' : 's'} of '${channel}' dropped: this subscriber did not keep up\n`);
+      }
+      if (ev.data.length < 65_536) {
+        await writeOut(Buffer.concat([ev.data, sep], ev.data.length + 1));
+      } else {
+        process.stdout.write(ev.data);
+        await writeOut(sep);
+      }
+      if (count !== undefined && ++seen >= count) await subscription.close();
+    });
+    let interrupts = 0;
+    const onSignal = () => {
+      interrupts++;
+      if (interrupts > 1) process.exit(130);
+      void subscription.close();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      await subscription.ready;
+      await subscription.closed;
+    } finally {
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+    }
+    return EXIT.OK;
+  });
+};
+
+const schedule: Command = async (p) => {
+  const action = (p.args[0] ?? '').toLowerCase();
+  if (action === 'add') {
+    check(p, 'SCHEDULE add', [4, 5]);
+    const [, name, queue, spec, file] = p.args;
+    for (const [what, v] of [['schedule name', name], ['queue name', queue]] as const) {
+      const problem = queueNameProblem(v);
+      if (problem) throw usageError(`${what}: ${problem}`);
+    }
+    const pending = open(p);
+    const [, data] = await Promise.all([pending, readInput(file)]);
+    return withClient(
+      p,
+      async (client) => {
+        const next = await client.scheduleAdd(name, queue, spec, data);
+        await writeOut(`${name}: next at ${next.toISOString()}\n`);
+        return EXIT.OK;
+      },
+      pending,
+    );
+  }
+  if (action === 'ls') {
+    check(p, 'SCHEDULE ls', [1, 1], ['json']);
+    return withClient(p, async (client) => {
+      const list = await client.schedules();
+      if (p.opts.has('json')) await writeOut(JSON.stringify(list) + '\n');
+      else if (list.length > 0) {
+        const rows = list.map((x) => [x.name, x.queue, x.next.toISOString(), String(x.fired), x.spec]);
+        await writeOut(table([['NAME', 'QUEUE', 'NEXT', 'FIRED', 'SPEC'], ...rows]));
+      }
+      return EXIT.OK;
+    });
+  }
+  if (action === 'rm') {
+    check(p, 'SCHEDULE rm', [2, 2]);
+    return withClient(p, async (client) => {
+      await client.scheduleRemove(p.args[1]);
+      return EXIT.OK;
+    });
+  }
+  throw usageError(`SCHEDULE needs add, ls or rm${p.args[0] === undefined ? '' : `, got '${p.args[0]}'`}`);
+};
+
+const COMMANDS: Record<string, Command> = {
+  PUT: put,
+  GET: get,
+  ON: on,
+  PEEK: peek,
+  LEN: len,
+  PURGE: purge,
+  QUEUES: queues,
+  STATS: stats,
+  PING: ping,
+  PUB: pub,
+  SUB: sub,
+  SCHEDULE: schedule,
+};
 
 /** Resolves with the exit code of running `verb` (upper case, known) with the parsed arguments. */
 export async function runCommand(verb: string, p: ParsedArgs): Promise<number> {

@@ -5,7 +5,12 @@ export const VERBS: Record<string, { usage: string; about: string; options?: str
   PUT: {
     usage: 'beuss PUT <queue> [file]',
     about: 'Add one message: the whole of stdin (or of file), byte for byte.\nWarns on stderr when the server stored fewer bytes than sent (truncated).',
-    options: ['--lines          send each line of stdin as its own message, as lines arrive'],
+    options: [
+      '--lines          send each line of stdin as its own message, as lines arrive',
+      '--delay <time>   keep the message invisible this long: 250ms, 30s, 5m, 1h, 1h30m',
+      '--at <time>      keep it invisible until then: ISO-8601 with a zone, e.g.',
+      '                 2026-12-01T08:00:00Z',
+    ],
   },
   GET: {
     usage: 'beuss GET <queue> [file]',
@@ -27,6 +32,30 @@ export const VERBS: Record<string, { usage: string; about: string; options?: str
   QUEUES: { usage: 'beuss QUEUES', about: 'List the queues: name, ready messages, consumers.', options: ['--json           print JSON'] },
   STATS: { usage: 'beuss STATS', about: "Print the server's counters.", options: ['--json           print JSON'] },
   PING: { usage: 'beuss PING', about: 'Check that the server answers; print the round-trip time.' },
+  PUB: {
+    usage: 'beuss PUB <channel> [file]',
+    about: 'Publish one message (stdin, or file) to every current subscriber of the channel.\nNothing is kept when nobody listens.',
+  },
+  SUB: {
+    usage: 'beuss SUB <channel>',
+    about:
+      'Print each message published to the channel from now on, followed by a newline.\n' +
+      'Messages dropped because this subscriber did not keep up are reported on stderr.\nCtrl-C stops cleanly.',
+    options: ['--count <n>       exit after n messages', '-0, --null        end each message with a NUL byte instead of a newline'],
+  },
+  SCHEDULE: {
+    usage: 'beuss SCHEDULE add|ls|rm',
+    about:
+      'Recurring messages:\n' +
+      '  beuss SCHEDULE add <name> <queue> "<spec>" [file]   put file (or stdin) on queue at every tick\n' +
+      '  beuss SCHEDULE ls                                  list the schedules\n' +
+      '  beuss SCHEDULE rm <name>                           remove one\n' +
+      'A spec is a cron expression of 5 fields (minute hour day month weekday) or 6\n' +
+      '(seconds first), a shortcut (@hourly, @daily, @weekly, @monthly, @yearly) or\n' +
+      '"@every <duration>" (30s, 5m, 1h30m); UTC unless it starts with TZ=<zone>,\n' +
+      'e.g. "TZ=Europe/Paris 0 8 * * 1-5". A new schedule with an existing name replaces it.',
+    options: ['--json           SCHEDULE ls prints JSON'],
+  },
 };
 
 const COMMON = `Options for every command:
@@ -54,6 +83,9 @@ export function usage(): string {
     '  beuss GET jobs out.bin',
     '  beuss ON jobs',
     '  tail -f app.log | beuss PUT logs --lines',
+    '  echo reminder | beuss PUT jobs --delay 30s',
+    '  beuss SUB news            # and elsewhere: echo hi | beuss PUB news',
+    '  echo tick | beuss SCHEDULE add nightly jobs "0 3 * * *"',
     "  while beuss GET jobs > job.bin; do ./work job.bin; done",
     '',
     COMMON,

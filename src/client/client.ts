@@ -2,9 +2,33 @@
 import { Connection, type ClientCounters } from './connection.js';
 import { Consumer, type ConsumeOptions, type ConsumerHost, DEFAULT_PREFETCH, type MessageHandler } from './consumer.js';
 import { AlreadySubscribedError, type BeussError, ConnectionError, InvalidArgumentError, ProtocolError } from './errors.js';
+import { toDelayMs, toUnixMs } from './duration.js';
 import { type ConnectOptions, resolveOptions, type ResolvedOptions } from './options.js';
 import type { Frame } from './parser.js';
+import { checkMaxBuffered, type EventHandler, type SubscribeOptions, Subscription, type SubscriptionHost } from './subscription.js';
 import { checkInt, checkQueue, toBytes } from './validate.js';
+
+/** Options of {@link Client.put}: when the message becomes visible (at most one of them). */
+export interface PutOptions {
+  /** Keep the message invisible this long: milliseconds, or a duration such as `'30s'`, `'5m'`, `'1h30m'`. */
+  delay?: number | string;
+  /** Keep the message invisible until this time: a Date, a Unix time in ms, or an ISO-8601 string with a zone. */
+  at?: Date | number | string;
+}
+
+/** One schedule of {@link Client.schedules}. */
+export interface ScheduleInfo {
+  /** The schedule's name. */
+  name: string;
+  /** The queue it puts its message on. */
+  queue: string;
+  /** When it fires next. */
+  next: Date;
+  /** Messages it has put so far. */
+  fired: number;
+  /** Its spec: a cron expression, a shortcut or `@every <duration>`, with an optional `TZ=<zone> ` prefix. */
+  spec: string;
+}
 
 /** Options of {@link Client.get}. */
 export interface GetOptions {
@@ -32,7 +56,7 @@ export interface QueueInfo {
   consumers: number;
   /** Messages held under a lease (or a NACK delay) now. */
   leased: number;
-  /** Delayed messages not yet due (0 until the server has a scheduler). */
+  /** Delayed messages not yet due (`put` with `delay` or `at`). */
   scheduled: number;
   /** Messages in the queue's dead-letter queue (`<name>.dead`). */
   dead: number;
@@ -74,7 +98,9 @@ function data(frame: Frame, what: string): string {
  */
 export class Client {
   private readonly consumers = new Map<string, Consumer>();
+  private readonly subscriptions = new Map<string, Subscription>();
   private readonly host: ConsumerHost;
+  private readonly subHost: SubscriptionHost;
   private readonly endPromise: Promise<BeussError | null>;
   private userClosed = false;
 
@@ -86,16 +112,26 @@ export class Client {
     let resolveEnd!: (err: BeussError | null) => void;
     this.endPromise = new Promise((resolve) => (resolveEnd = resolve));
     conn.onPush = (queue, bytes) => this.consumers.get(queue)?._push(bytes);
+    conn.onEvent = (channel, bytes) => this.subscriptions.get(channel)?._event(bytes);
+    conn.onDropped = (channel, n) => this.subscriptions.get(channel)?._dropped(n);
     conn.onEnd = (err) => {
       const reason = this.userClosed ? null : err;
       for (const c of [...this.consumers.values()]) c._connectionEnded(reason);
       this.consumers.clear();
+      for (const sub of [...this.subscriptions.values()]) sub._connectionEnded(reason);
+      this.subscriptions.clear();
       resolveEnd(reason);
     };
     this.host = {
       request: (header) => this.conn.request(header),
       release: (queue, consumer) => {
         if (this.consumers.get(queue) === consumer) this.consumers.delete(queue);
+      },
+    };
+    this.subHost = {
+      request: (header) => this.conn.request(header),
+      release: (channel, sub) => {
+        if (this.subscriptions.get(channel) === sub) this.subscriptions.delete(channel);
       },
     };
   }
@@ -112,11 +148,90 @@ export class Client {
    * of bytes the server stored: less than `data`'s length when the server
    * truncated an oversized message. Rejects with TooLargeError when the server
    * refuses oversized messages, FullError when its memory cap is reached.
+   * With `opts.delay` or `opts.at` the message stays invisible (not taken, not
+   * counted by `len`) until then, and joins the queue at that time.
    */
-  async put(queue: string, data: Buffer | Uint8Array | string): Promise<number> {
+  async put(queue: string, data: Buffer | Uint8Array | string, opts: PutOptions = {}): Promise<number> {
     checkQueue(queue);
     const bytes = toBytes(data);
-    return num(await this.conn.request(`PUT ${queue} ${bytes.length}`, bytes), 'PUT');
+    if (opts.delay !== undefined && opts.at !== undefined) throw new InvalidArgumentError('put: give delay or at, not both');
+    let when = '';
+    if (opts.delay !== undefined) when = ` DELAY ${toDelayMs(opts.delay)}`;
+    else if (opts.at !== undefined) when = ` AT ${toUnixMs(opts.at)}`;
+    return num(await this.conn.request(`PUT ${queue} ${bytes.length}${when}`, bytes), 'PUT');
+  }
+
+  /**
+   * Sends `data` to every current subscriber of `channel` and resolves with how
+   * many there were. Nothing is kept when nobody listens (the result is then 0).
+   */
+  async publish(channel: string, data: Buffer | Uint8Array | string): Promise<number> {
+    checkQueue(channel);
+    const bytes = toBytes(data);
+    return num(await this.conn.request(`PUB ${channel} ${bytes.length}`, bytes), 'PUB');
+  }
+
+  /**
+   * Returns a {@link Subscription} to `channel` (`SUB`): iterate it with
+   * `for await`, or pass a `handler` called for each event in order. Every
+   * subscriber receives every message published after its subscription is
+   * {@link Subscription.ready | ready}. One subscription per channel per
+   * client: a second one throws AlreadySubscribedError.
+   */
+  subscribe(channel: string, opts?: SubscribeOptions): Subscription;
+  subscribe(channel: string, handler: EventHandler, opts?: SubscribeOptions): Subscription;
+  subscribe(channel: string, a?: EventHandler | SubscribeOptions, b?: SubscribeOptions): Subscription {
+    checkQueue(channel);
+    if (a !== undefined && typeof a !== 'function' && typeof a !== 'object') {
+      throw new InvalidArgumentError('subscribe(channel, handler?, options?): handler must be a function');
+    }
+    const handler = typeof a === 'function' ? a : undefined;
+    const opts = (typeof a === 'function' ? b : a) ?? {};
+    const maxBuffered = checkMaxBuffered(opts.maxBuffered);
+    if (this.conn.isClosed) throw new ConnectionError('CONNECTION_CLOSED', 'the client is closed', this.options.host, this.options.port);
+    if (this.subscriptions.has(channel)) {
+      throw new AlreadySubscribedError('ALREADY_SUBSCRIBED', `this client already subscribes to '${channel}'; close that subscription first`);
+    }
+    const sub = new Subscription(this.subHost, channel, maxBuffered, handler);
+    this.subscriptions.set(channel, sub);
+    return sub;
+  }
+
+  /**
+   * Adds (or replaces) the schedule `name`, which puts `data` on `queue` at
+   * every tick of `spec` (a 5- or 6-field cron expression, `@hourly`-style
+   * shortcut or `@every 5m`, in UTC unless prefixed with `TZ=<zone> `); resolves
+   * with its first fire time. Rejects with BadScheduleError when the server
+   * does not understand `spec`.
+   */
+  async scheduleAdd(name: string, queue: string, spec: string, data: Buffer | Uint8Array | string = ''): Promise<Date> {
+    checkQueue(name);
+    checkQueue(queue);
+    if (typeof spec !== 'string' || spec.trim() === '' || /[\r\n]/.test(spec) || Buffer.byteLength(spec) > 200) {
+      throw new InvalidArgumentError('schedule spec must be a one-line string of 1 to 200 bytes');
+    }
+    const payload = Buffer.concat([Buffer.from(`${spec.trim()}\n`, 'utf8'), toBytes(data)]);
+    return new Date(num(await this.conn.request(`SCHEDULE ADD ${name} ${queue} ${payload.length}`, payload), 'SCHEDULE ADD'));
+  }
+
+  /** Resolves with the server's schedules, sorted by name. */
+  async schedules(): Promise<ScheduleInfo[]> {
+    const text = data(await this.conn.request('SCHEDULE LS'), 'SCHEDULE LS');
+    const out: ScheduleInfo[] = [];
+    for (const line of text.split('\n')) {
+      if (line === '') continue;
+      const m = /^(\S+) (\S+) (\d{1,19}) (\d{1,19}) (.+)$/.exec(line);
+      if (!m) throw new ProtocolError(`bad line in SCHEDULE LS reply: '${line}'`);
+      out.push({ name: m[1]!, queue: m[2]!, next: new Date(Number(m[3])), fired: Number(m[4]), spec: m[5]! });
+    }
+    return out;
+  }
+
+  /** Removes the schedule `name`; rejects with NoScheduleError when there is none. */
+  async scheduleRemove(name: string): Promise<void> {
+    checkQueue(name);
+    const f = await this.conn.request(`SCHEDULE RM ${name}`);
+    if (f.type !== 'OK') throw new ProtocolError(`unexpected reply to SCHEDULE RM: ${describe(f)}`);
   }
 
   /**

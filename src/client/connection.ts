@@ -21,6 +21,8 @@ export interface ClientCounters {
   replies: number;
   /** Messages pushed by the server to `consume` subscriptions. */
   pushes: number;
+  /** Channel messages pushed by the server to `subscribe` subscriptions. */
+  events: number;
   /** Requests still waiting for their reply. */
   pending: number;
   /**
@@ -48,6 +50,10 @@ const CLOSING_CODES = new Set(['LINE_TOO_LONG', 'BAD_FRAME', 'TOO_MANY_CONNECTIO
 export class Connection {
   /** Called with every PUSH frame, in arrival order. */
   onPush: (queue: string, data: Buffer) => void = () => {};
+  /** Called with every EVENT frame (a channel message), in arrival order. */
+  onEvent: (channel: string, data: Buffer) => void = () => {};
+  /** Called with every DROPPED frame (events a subscription lost). */
+  onDropped: (channel: string, count: number) => void = () => {};
   /** Called once when the connection ends; `err` is null after a clean close. */
   onEnd: (err: BeussError | null) => void = () => {};
 
@@ -73,6 +79,7 @@ export class Connection {
     requests: 0,
     replies: 0,
     pushes: 0,
+    events: 0,
     pending: 0,
     bufferedBytes: 0,
   };
@@ -250,6 +257,15 @@ export class Connection {
     if (frame.type === 'PUSH') {
       this.c.pushes++;
       this.onPush(frame.queue, frame.data);
+      return;
+    }
+    if (frame.type === 'EVENT') {
+      this.c.events++;
+      this.onEvent(frame.channel, frame.data);
+      return;
+    }
+    if (frame.type === 'DROPPED') {
+      this.onDropped(frame.channel, frame.count);
       return;
     }
     this.c.replies++;

@@ -15,7 +15,9 @@ export type ServerErrorCode =
   | 'ALREADY_SUBSCRIBED'
   | 'TOO_MANY_CONNECTIONS'
   | 'SHUTTING_DOWN'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  | 'BAD_SCHEDULE'
+  | 'NO_SCHEDULE';
 
 /** Base class of every error this library raises; `code` is stable, `message` is for people. */
 export class BeussError extends Error {
@@ -74,6 +76,10 @@ export class TooManyConnectionsError extends ServerError {}
 export class ShuttingDownError extends ServerError {}
 /** The server ran out of memory running the request; nothing was changed. */
 export class InternalServerError extends ServerError {}
+/** `BAD_SCHEDULE`: a schedule spec the server does not understand, or one that never fires. */
+export class BadScheduleError extends ServerError {}
+/** `NO_SCHEDULE`: no schedule has that name. */
+export class NoScheduleError extends ServerError {}
 
 const SERVER_ERRORS: Record<ServerErrorCode, new (code: string, text: string) => ServerError> = {
   LINE_TOO_LONG: LineTooLongError,
@@ -89,6 +95,8 @@ const SERVER_ERRORS: Record<ServerErrorCode, new (code: string, text: string) =>
   TOO_MANY_CONNECTIONS: TooManyConnectionsError,
   SHUTTING_DOWN: ShuttingDownError,
   INTERNAL: InternalServerError,
+  BAD_SCHEDULE: BadScheduleError,
+  NO_SCHEDULE: NoScheduleError,
 };
 
 /**

@@ -19,7 +19,9 @@ export type Frame =
   | { type: 'EMPTY' }
   | { type: 'DATA'; data: Buffer }
   | { type: 'PONG' }
-  | { type: 'PUSH'; queue: string; data: Buffer; lease?: LeaseInfo };
+  | { type: 'PUSH'; queue: string; data: Buffer; lease?: LeaseInfo }
+  | { type: 'EVENT'; channel: string; data: Buffer }
+  | { type: 'DROPPED'; channel: string; count: number };
 
 /** Longest header line accepted from the server; real ones are well under 1 KiB. */
 export const MAX_REPLY_LINE = 64 * 1024;
@@ -70,7 +72,7 @@ export class ReplyParser {
   private payload: Buffer = Buffer.alloc(0);
   private payloadGot = 0;
   private trailerGot = 0;
-  private pendingType: 'MSG' | 'DATA' | 'PUSH' = 'MSG';
+  private pendingType: 'MSG' | 'DATA' | 'PUSH' | 'EVENT' = 'MSG';
   private pendingQueue = '';
   private pendingLease: LeaseInfo | undefined = undefined;
   private failed: ProtocolError | null = null;
@@ -224,17 +226,25 @@ export class ReplyParser {
         if (tokens.length !== 3 && tokens.length !== 5) throw new ProtocolError(`malformed push: '${trimmed}'`);
         this.startPayloadText('PUSH', tokens[1], tokens[2], leaseOf(tokens, 3, trimmed));
         return;
+      case 'EVENT':
+        if (tokens.length !== 3) throw new ProtocolError(`malformed event: '${trimmed}'`);
+        this.startPayloadText('EVENT', tokens[1], tokens[2]);
+        return;
+      case 'DROPPED':
+        if (tokens.length !== 3 || !NUMBER.test(tokens[2])) throw new ProtocolError(`malformed DROPPED: '${trimmed}'`);
+        this.onFrame({ type: 'DROPPED', channel: tokens[1], count: Number(tokens[2]) });
+        return;
       default:
         throw new ProtocolError(`unknown reply: '${trimmed.slice(0, 80)}'`);
     }
   }
 
-  private startPayloadText(type: 'MSG' | 'DATA' | 'PUSH', queue: string, len: string, lease?: LeaseInfo): void {
+  private startPayloadText(type: 'MSG' | 'DATA' | 'PUSH' | 'EVENT', queue: string, len: string, lease?: LeaseInfo): void {
     if (!NUMBER.test(len)) throw new ProtocolError(`bad payload length '${len}' in ${type} reply`);
     this.startPayload(type, queue, Number(len), lease);
   }
 
-  private startPayload(type: 'MSG' | 'DATA' | 'PUSH', queue: string, size: number, lease?: LeaseInfo): void {
+  private startPayload(type: 'MSG' | 'DATA' | 'PUSH' | 'EVENT', queue: string, size: number, lease?: LeaseInfo): void {
     if (size > this.maxPayload) throw new ProtocolError(`payload of ${size} bytes is over the client's maxPayload (${this.maxPayload})`);
     this.pendingType = type;
     this.pendingQueue = queue;
@@ -251,7 +261,8 @@ export class ReplyParser {
     this.payload = Buffer.alloc(0);
     const lease = this.pendingLease;
     this.pendingLease = undefined;
-    if (this.pendingType === 'PUSH') this.onFrame(lease ? { type: 'PUSH', queue: this.pendingQueue, data, lease } : { type: 'PUSH', queue: this.pendingQueue, data });
+    if (this.pendingType === 'EVENT') this.onFrame({ type: 'EVENT', channel: this.pendingQueue, data });
+    else if (this.pendingType === 'PUSH') this.onFrame(lease ? { type: 'PUSH', queue: this.pendingQueue, data, lease } : { type: 'PUSH', queue: this.pendingQueue, data });
     else if (this.pendingType === 'MSG' && lease) this.onFrame({ type: 'MSG', data, lease });
     else this.onFrame({ type: this.pendingType, data });
   }

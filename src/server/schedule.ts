@@ -10,25 +10,12 @@
 //     when the schedule was added), e.g. `@every 5m`, `@every 1h30m`,
 //     `@every 10s`; units ms, s, m, h, d; at least 1s.
 import { Cron } from 'croner';
+import { parseDuration } from '../client/duration.js';
+
+export { parseDuration };
 
 /** The shortest `@every` interval: a schedule firing faster is a loop, not a schedule. */
 export const MIN_EVERY_MS = 1000;
-
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** Returns the milliseconds of a duration such as `5m`, `1h30m`, `500ms`, or undefined if it is not one. */
-export function parseDuration(text: string): number | undefined {
-  const re = /(\d{1,9})(ms|s|m|h|d)/gy;
-  let total = 0;
-  let pos = 0;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(text)) !== null) {
-    total += Number(m[1]) * UNIT_MS[m[2]!]!;
-    pos = re.lastIndex;
-  }
-  if (pos === 0 || pos !== text.length || !Number.isSafeInteger(total)) return undefined;
-  return total;
-}
 
 const NICKNAMES = new Set(['@yearly', '@annually', '@monthly', '@weekly', '@daily', '@midnight', '@hourly']);
 
