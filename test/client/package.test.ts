@@ -43,7 +43,7 @@ describe('the built package', () => {
     for (const dir of ['dist/cjs', 'dist/esm']) {
       const dts = fs.readFileSync(path.join(ROOT, dir, 'index.d.ts'), 'utf8');
       expect(dts).toMatch(/connect/);
-      expect(fs.readFileSync(path.join(ROOT, dir, 'client', 'client.d.ts'), 'utf8')).toMatch(/put\(queue: string, data: Buffer \| Uint8Array \| string\): Promise<number>/);
+      expect(fs.readFileSync(path.join(ROOT, dir, 'client', 'client.d.ts'), 'utf8')).toMatch(/put\(queue: string, data: Buffer \| Uint8Array \| string, opts\?: PutOptions\): Promise<number>/);
     }
   });
 
