@@ -14,20 +14,22 @@ docs/PROTOCOL.md::
 """
 
 from ._config import DEFAULT_HOST, DEFAULT_PORT
-from ._protocol import MAX_QUEUE_NAME, QueueInfo, queue_name_problem
-from .client import DEFAULT_PREFETCH, MAX_PREFETCH, Client, Consumer, Pipeline, connect
+from ._protocol import MAX_QUEUE_NAME, QueueInfo, ScheduleInfo, queue_name_problem
+from .client import DEFAULT_MAX_BUFFERED, DEFAULT_PREFETCH, MAX_PREFETCH, Client, Consumer, Pipeline, Subscription, connect
 from .errors import (
     AlreadySubscribedError,
     BadArgsError,
     BadFrameError,
     BadNumberError,
     BadQueueNameError,
+    BadScheduleError,
     BeussError,
     ConnectionError,
     FullError,
     InternalServerError,
     InvalidArgumentError,
     LineTooLongError,
+    NoScheduleError,
     NotSubscribedError,
     ProtocolError,
     ServerError,
@@ -36,7 +38,7 @@ from .errors import (
     TooManyConnectionsError,
     UnknownCommandError,
 )
-from .message import Message
+from .message import ChannelEvent, Message
 
 __version__ = "0.1.0"
 
@@ -46,7 +48,11 @@ __all__ = [
     "Consumer",
     "Pipeline",
     "Message",
+    "Subscription",
+    "ChannelEvent",
     "QueueInfo",
+    "ScheduleInfo",
+    "DEFAULT_MAX_BUFFERED",
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "DEFAULT_PREFETCH",
@@ -71,4 +77,6 @@ __all__ = [
     "TooManyConnectionsError",
     "ShuttingDownError",
     "InternalServerError",
+    "BadScheduleError",
+    "NoScheduleError",
 ]

@@ -5,6 +5,7 @@ server sends, split in any way, into replies and pushed messages. The sync and
 asyncio clients share this module and differ only in how they move bytes.
 """
 
+import datetime as _dt
 import math
 import re
 from functools import lru_cache
@@ -25,6 +26,8 @@ EMPTY = "EMPTY"  # ("EMPTY",)
 DATA = "DATA"  # ("DATA", payload)
 PONG = "PONG"  # ("PONG",)
 PUSH = "PUSH"  # ("PUSH", queue bytes, payload): not a reply, a delivery
+EVENT = "EVENT"  # ("EVENT", channel bytes, payload): not a reply, a channel message
+DROPPED = "DROPPED"  # ("DROPPED", channel bytes, n): not a reply, events a subscriber lost
 
 Reply = Tuple[Any, ...]  # one of the shapes above
 
@@ -123,9 +126,99 @@ def seconds_to_ms(seconds: float, what: str) -> int:
     return check_int(math.ceil(seconds * 1000), what + " in milliseconds", 0, MAX_NUMBER)
 
 
-def encode_put(queue: bytes, data: bytes) -> bytes:
-    """Returns the bytes of ``PUT <queue> <len>`` with its payload."""
-    return b"PUT %s %d\r\n%s\r\n" % (queue, len(data), data)
+def encode_put(queue: bytes, data: bytes, when: bytes = b"") -> bytes:
+    """Returns the bytes of ``PUT <queue> <len>`` (plus ``when``, e.g. `` DELAY 500``) with its payload."""
+    return b"PUT %s %d%s\r\n%s\r\n" % (queue, len(data), when, data)
+
+
+_DURATION_RE = re.compile(r"(\d{1,9})(ms|s|m|h|d)")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def duration_ms(text: str) -> Optional[int]:
+    """Returns the milliseconds of a duration such as ``"5m"``, ``"1h30m"``, ``"250ms"``, or None if it is not one."""
+    pos, total = 0, 0
+    for m in _DURATION_RE.finditer(text):
+        if m.start() != pos:
+            return None
+        total += int(m.group(1)) * _UNIT_MS[m.group(2)]
+        pos = m.end()
+    return total if pos and pos == len(text) else None
+
+
+def when_suffix(delay: Union[None, int, float, str], at: Union[None, int, float, _dt.datetime]) -> bytes:
+    """Returns the `` DELAY <ms>`` or `` AT <unix-ms>`` option of a PUT, or b"" for neither.
+
+    ``delay``: seconds (int or float) or a duration string (``"30s"``, ``"5m"``).
+    ``at``: a timezone-aware ``datetime``, or a Unix time in seconds.
+    """
+    if delay is not None and at is not None:
+        raise InvalidArgumentError("put: give delay or at, not both")
+    if delay is not None:
+        if isinstance(delay, str):
+            ms = duration_ms(delay.strip())
+            if ms is None:
+                raise InvalidArgumentError(f"delay {delay!r} is not a duration like 500ms, 30s, 5m, 1h30m")
+            return b" DELAY %d" % check_int(ms, "delay in milliseconds", 0, MAX_NUMBER)
+        return b" DELAY %d" % seconds_to_ms(delay, "delay")
+    if at is not None:
+        if isinstance(at, _dt.datetime):
+            if at.tzinfo is None:
+                raise InvalidArgumentError("at must be a timezone-aware datetime (a naive one would depend on the local zone)")
+            secs: float = at.timestamp()
+        elif isinstance(at, (int, float)) and not isinstance(at, bool):
+            secs = at
+        else:
+            raise InvalidArgumentError(f"at must be a timezone-aware datetime or Unix seconds, got {type(at).__name__}")
+        return b" AT %d" % seconds_to_ms(secs, "at")
+    return b""
+
+
+def encode_schedule_add(name: bytes, queue: bytes, spec: str, data: bytes) -> bytes:
+    """Returns the bytes of ``SCHEDULE ADD <name> <queue> <len>`` with its payload: the spec line, then the message."""
+    if not isinstance(spec, str) or not spec.strip() or "\n" in spec or "\r" in spec or len(spec.encode()) > 200:
+        raise InvalidArgumentError("schedule spec must be a one-line string of 1 to 200 bytes")
+    payload = spec.strip().encode("utf-8") + b"\n" + data
+    return b"SCHEDULE ADD %s %s %d\r\n%s\r\n" % (name, queue, len(payload), payload)
+
+
+class ScheduleInfo(NamedTuple):
+    """One line of ``SCHEDULE LS``: name, queue, next fire time (aware UTC datetime), messages put so far, spec."""
+
+    name: str
+    queue: str
+    next: _dt.datetime
+    fired: int
+    spec: str
+
+
+_SCHED_RE = re.compile(rb"(\S+) (\S+) (\d{1,19}) (\d{1,19}) (.+)")
+
+
+def parse_schedules(doc: bytes) -> List[ScheduleInfo]:
+    """Returns the schedules listed in a ``SCHEDULE LS`` document, sorted by name as the server sends them."""
+    out: List[ScheduleInfo] = []
+    for line in doc.split(b"\n"):
+        if not line:
+            continue
+        m = _SCHED_RE.fullmatch(line)
+        if m is None:
+            raise ProtocolError(f"bad SCHEDULE LS line from the server: {line[:200]!r}")
+        out.append(
+            ScheduleInfo(
+                m.group(1).decode("utf-8", "surrogateescape"),
+                m.group(2).decode("utf-8", "surrogateescape"),
+                unix_ms_to_datetime(int(m.group(3))),
+                int(m.group(4)),
+                m.group(5).decode("utf-8", "replace"),
+            )
+        )
+    return out
+
+
+def unix_ms_to_datetime(ms: int) -> _dt.datetime:
+    """Returns the aware UTC datetime of a Unix time in milliseconds."""
+    return _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.timezone.utc)
 
 
 class QueueInfo(NamedTuple):
@@ -270,11 +363,11 @@ class ReplyParser:
         if word == b"OK":
             self._pos = nl + 1
             return (OK, rest.split())
-        if word == b"MSG" or word == b"DATA" or word == b"PUSH":
+        if word == b"MSG" or word == b"DATA" or word == b"PUSH" or word == b"EVENT":
             args = rest.split()
-            if word == b"PUSH":
+            if word == b"PUSH" or word == b"EVENT":
                 if len(args) != 2:
-                    raise ProtocolError(f"bad PUSH line from the server: {line[:200]!r}")
+                    raise ProtocolError(f"bad {word.decode()} line from the server: {line[:200]!r}")
                 n = _length(args[1], line)
             else:
                 if len(args) != 1:
@@ -299,12 +392,19 @@ class ReplyParser:
             self._pos = after
             if word == b"PUSH":
                 return (PUSH, args[0], payload)
+            if word == b"EVENT":
+                return (EVENT, args[0], payload)
             return (MSG if word == b"MSG" else DATA, payload)
         self._pos = nl + 1
         if word == b"EMPTY" and not rest:
             return (EMPTY,)
         if word == b"PONG" and not rest:
             return (PONG,)
+        if word == b"DROPPED":
+            args = rest.split()
+            if len(args) != 2 or not args[1].isdigit() or len(args[1]) > 19:
+                raise ProtocolError(f"bad DROPPED line from the server: {line[:200]!r}")
+            return (DROPPED, args[0], int(args[1]))
         if word == b"ERR":
             code, _, text = rest.partition(b" ")
             return (ERR, code.decode("ascii", "replace"), text.strip().decode("utf-8", "replace"))

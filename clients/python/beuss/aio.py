@@ -18,14 +18,15 @@ write, and each call gets its own reply (replies come in request order).
 
 import asyncio
 import builtins
+import datetime
 import socket
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Dict, Generator, Iterable, List, Optional, TypeVar
+from typing import Any, Callable, Deque, Dict, Generator, Iterable, List, Optional, TypeVar, Union
 
 from . import _protocol as P
 from ._config import resolve_address
-from .client import DEFAULT_PREFETCH, MAX_PREFETCH, _msg_or_none, _ok_int, _unexpected
+from .client import DEFAULT_MAX_BUFFERED, DEFAULT_PREFETCH, MAX_PREFETCH, _msg_or_none, _ok_int, _unexpected
 from .errors import (
     FATAL_CODES,
     AlreadySubscribedError,
@@ -35,7 +36,7 @@ from .errors import (
     ServerError,
     server_error,
 )
-from .message import Message
+from .message import ChannelEvent, Message
 
 __all__ = ["Client", "Consumer", "connect", "DEFAULT_PREFETCH", "MAX_PREFETCH"]
 
@@ -91,6 +92,7 @@ class Client:
         self._parser = P.ReplyParser()
         self._slots: Deque[_Slot] = deque()
         self._consumers: Dict[bytes, Consumer] = {}
+        self._subscriptions: Dict[bytes, Subscription] = {}
         self._out: List[bytes] = []
         self._out_size = 0
         self._flush_scheduled = False
@@ -162,6 +164,9 @@ class Client:
         for consumer in self._consumers.values():
             consumer._ended(error)
         self._consumers.clear()
+        for sub in self._subscriptions.values():
+            sub._ended(error)
+        self._subscriptions.clear()
         if not self._ended.done():
             self._ended.set_result(error)
 
@@ -222,6 +227,14 @@ class Client:
 
     def _process(self, frame: P.Reply) -> None:
         """Hands one parsed frame to its consumer, or to the oldest slot waiting for replies."""
+        if frame[0] is P.EVENT or frame[0] is P.DROPPED:
+            sub = self._subscriptions.get(frame[1])
+            if sub is not None:  # an event sent before our UNSUB was answered is dropped
+                if frame[0] is P.EVENT:
+                    sub._event(frame[2])
+                else:
+                    sub._lost(frame[2])
+            return
         if frame[0] is P.PUSH:
             consumer = self._consumers.get(frame[1])
             if consumer is None:
@@ -351,9 +364,20 @@ class Client:
             raise _unexpected(reply, "PING")
         return time.perf_counter() - t0
 
-    async def put(self, queue: P.QueueName, data: P.Data) -> int:
-        """Appends a message to ``queue`` and returns the number of bytes stored (less than sent: truncated)."""
-        return _ok_int(await self._call(P.encode_put(P.queue_bytes(queue), P.payload_bytes(data))), "PUT")
+    async def put(
+        self,
+        queue: P.QueueName,
+        data: P.Data,
+        *,
+        delay: Union[None, int, float, str] = None,
+        at: Union[None, int, float, datetime.datetime] = None,
+    ) -> int:
+        """Appends a message to ``queue`` and returns the number of bytes stored (less than sent: truncated).
+
+        ``delay``/``at`` keep it invisible until then, as in :meth:`beuss.Client.put`.
+        """
+        when = P.when_suffix(delay, at)
+        return _ok_int(await self._call(P.encode_put(P.queue_bytes(queue), P.payload_bytes(data), when)), "PUT")
 
     async def put_many(self, queue: P.QueueName, messages: Iterable[P.Data]) -> List[int]:
         """Appends every message to ``queue`` in order, pipelined; returns the stored length of each.
@@ -439,17 +463,56 @@ class Client:
         return consumer
 
     async def publish(self, channel: P.QueueName, data: P.Data) -> int:
-        """Not implemented: fan-out channels (``PUB``) are reserved in protocol v1, and the server does not have them yet."""
-        raise NotImplementedError(
-            "beuss: publish() needs fan-out channels (PUB/SUB), which protocol v1 reserves but the server does not implement yet"
-        )
+        """Sends ``data`` to every current subscriber of ``channel``; returns how many there were (0: nothing kept)."""
+        data = P.payload_bytes(data)
+        return _ok_int(await self._call(b"PUB %s %d\r\n%s\r\n" % (P.queue_bytes(channel), len(data), data)), "PUB")
 
-    def subscribe(self, channel: P.QueueName) -> "Consumer":
-        """Not implemented: fan-out channels (``SUB``) are reserved in protocol v1, and the server does not have them yet."""
-        raise NotImplementedError(
-            "beuss: subscribe() needs fan-out channels (PUB/SUB), which protocol v1 reserves but the server does not implement yet;"
-            " use consume() to share a queue's messages between consumers"
-        )
+    async def subscribe(self, channel: P.QueueName, *, max_buffered: int = DEFAULT_MAX_BUFFERED) -> "Subscription":
+        """Subscribes to ``channel`` and returns the :class:`Subscription` (``async for`` it) once the server confirmed.
+
+        Delivery and ``max_buffered`` are as in :meth:`beuss.Client.subscribe`.
+        """
+        ch = P.queue_bytes(channel)
+        P.check_int(max_buffered, "max_buffered", 1, 10_000_000)
+        self._check_open()
+        if ch in self._subscriptions:
+            raise AlreadySubscribedError("ALREADY_SUBSCRIBED", f"this client already subscribes to {channel!r}; close that subscription first")
+        sub = Subscription(self, ch, max_buffered)
+        # Registered before SUB is sent: events may follow its OK at once.
+        self._subscriptions[ch] = sub
+        try:
+            await self._call(b"SUB %s\r\n" % ch)
+        except BaseException:
+            if self._subscriptions.get(ch) is sub:
+                del self._subscriptions[ch]
+            sub._active = False
+            raise
+        return sub
+
+    async def schedule_add(self, name: P.QueueName, queue: P.QueueName, spec: str, data: P.Data = b"") -> datetime.datetime:
+        """Adds (or replaces) a recurring schedule; see :meth:`beuss.Client.schedule_add`. Returns its first fire time."""
+        req = P.encode_schedule_add(P.queue_bytes(name), P.queue_bytes(queue), spec, P.payload_bytes(data))
+        return P.unix_ms_to_datetime(_ok_int(await self._call(req), "SCHEDULE ADD"))
+
+    async def schedules(self) -> List[P.ScheduleInfo]:
+        """Returns every schedule as ``ScheduleInfo(name, queue, next, fired, spec)``, sorted by name."""
+        reply = await self._call(b"SCHEDULE LS\r\n")
+        if reply[0] is not P.DATA:
+            raise _unexpected(reply, "SCHEDULE LS")
+        return P.parse_schedules(reply[1])
+
+    async def schedule_remove(self, name: P.QueueName) -> None:
+        """Removes the schedule ``name``; raises :class:`~beuss.NoScheduleError` when there is none."""
+        reply = await self._call(b"SCHEDULE RM %s\r\n" % P.queue_bytes(name))
+        if reply[0] is not P.OK:
+            raise _unexpected(reply, "SCHEDULE RM")
+
+    async def _unsub(self, sub: "Subscription") -> None:
+        try:
+            await self._call(b"UNSUB %s\r\n" % sub.channel_bytes)
+        finally:
+            if self._subscriptions.get(sub.channel_bytes) is sub:
+                del self._subscriptions[sub.channel_bytes]
 
     # -- for Consumer --------------------------------------------------------------------------
 
@@ -667,3 +730,115 @@ def connect(host: Optional[str] = None, port: Optional[int] = None, *, connect_t
     ``asyncio.timeout``: a cancelled call leaves the connection in sync.
     """
     return _Connecting(host, port, connect_timeout)
+
+
+class Subscription:
+    """One ``SUB``, read with ``async for``; see :class:`beuss.Subscription` for what is delivered and dropped.
+
+    ``async with`` unsubscribes on exit; ``await sub.next(timeout)`` waits at
+    most ``timeout`` seconds.
+    """
+
+    def __init__(self, client: Client, channel: bytes, max_buffered: int) -> None:
+        self._client = client
+        self.channel_bytes = channel
+        self.channel = channel.decode("utf-8", "surrogateescape")
+        self.max_buffered = max_buffered
+        self._buf: Deque[ChannelEvent] = deque()
+        self._active = True
+        self._error: Optional[BaseException] = None
+        self._waiter: "Optional[asyncio.Future[None]]" = None
+        self._received = 0
+        self._dropped = 0
+        self._pending_lost = 0
+
+    @property
+    def active(self) -> bool:
+        """Returns True until the subscription is closed or its connection ended."""
+        return self._active
+
+    @property
+    def received_count(self) -> int:
+        """Returns how many events the server sent to this subscription."""
+        return self._received
+
+    @property
+    def dropped(self) -> int:
+        """Returns how many events this subscription lost (server ``DROPPED`` counts plus the client's own)."""
+        return self._dropped
+
+    def __repr__(self) -> str:
+        return f"<beuss.aio.Subscription {self.channel!r} {'active' if self._active else 'closed'}>"
+
+    def _event(self, data: bytes) -> None:
+        self._received += 1
+        if len(self._buf) >= self.max_buffered:
+            old = self._buf.popleft()
+            self._dropped += 1
+            carried = old.dropped_before + 1
+            if self._buf:
+                nxt = self._buf[0]
+                self._buf[0] = ChannelEvent(nxt.channel, nxt.data, nxt.dropped_before + carried)
+            else:
+                self._pending_lost += carried
+        self._buf.append(ChannelEvent(self.channel, data, self._pending_lost))
+        self._pending_lost = 0
+        self._wake()
+
+    def _lost(self, n: int) -> None:
+        self._dropped += n
+        self._pending_lost += n
+
+    def _ended(self, err: Optional[BaseException]) -> None:
+        self._active = False
+        if err is not None and self._error is None:
+            self._error = self._client._closed_error()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def __aiter__(self) -> "Subscription":
+        return self
+
+    async def __anext__(self) -> ChannelEvent:
+        ev = await self.next()
+        if ev is None:
+            raise StopAsyncIteration
+        return ev
+
+    async def __aenter__(self) -> "Subscription":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def next(self, timeout: Optional[float] = None) -> Optional[ChannelEvent]:
+        """Returns the next event, waiting at most ``timeout`` seconds (None: no limit); None when the time runs out or it ended."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while not self._buf and self._active and self._error is None:
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                break
+            if self._waiter is None or self._waiter.done():
+                self._waiter = loop.create_future()
+            await asyncio.wait([self._waiter], timeout=left)
+        if self._buf:
+            return self._buf.popleft()
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+        return None
+
+    async def close(self) -> None:
+        """Ends the subscription (``UNSUB``) and drops the events not handed out yet. Idempotent."""
+        if not self._active:
+            return
+        self._active = False
+        self._buf.clear()
+        self._wake()
+        if self._client._closed_reason is None:
+            await self._client._unsub(self)

@@ -1,12 +1,13 @@
 """The blocking beuss client: one TCP connection, pipelined requests, push consumers."""
 
 import builtins
+import datetime
 import selectors
 import socket
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, TypeVar
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, TypeVar, Union
 
 from . import _protocol as P
 from ._config import resolve_address
@@ -19,7 +20,7 @@ from .errors import (
     ServerError,
     server_error,
 )
-from .message import Message
+from .message import ChannelEvent, Message
 
 __all__ = ["Client", "Consumer", "Pipeline", "connect", "DEFAULT_PREFETCH", "MAX_PREFETCH"]
 
@@ -27,6 +28,8 @@ __all__ = ["Client", "Consumer", "Pipeline", "connect", "DEFAULT_PREFETCH", "MAX
 DEFAULT_PREFETCH = 64
 #: Largest prefetch accepted (as the Node.js client).
 MAX_PREFETCH = 1_000_000
+#: Events a subscription keeps for a loop slower than the publishers (as the Node.js client).
+DEFAULT_MAX_BUFFERED = 10_000
 
 # Pipelined calls (put_many, get_many) send at most this many requests or
 # bytes before reading replies, and keep at most two such chunks unanswered,
@@ -131,6 +134,7 @@ class Client:
         self._parser = P.ReplyParser()
         self._slots: Deque[_Slot] = deque()
         self._consumers: Dict[bytes, Consumer] = {}
+        self._subscriptions: Dict[bytes, Subscription] = {}
 
     # -- lifetime -------------------------------------------------------------
 
@@ -187,11 +191,12 @@ class Client:
             self._wake_waiters()
         else:
             self._close_wait_resources()
-        for consumer in self._consumers.values():
+        for consumer in [*self._consumers.values(), *self._subscriptions.values()]:
             consumer._active = False
             if lost and consumer._error is None:
                 consumer._error = self._conn_error(code, f"connection lost: {reason}")
         self._consumers.clear()
+        self._subscriptions.clear()
 
     def _wake_waiters(self) -> None:
         try:
@@ -287,6 +292,16 @@ class Client:
 
     def _process(self, frame: P.Reply) -> None:
         """Hands one parsed frame to its consumer, or to the oldest slot waiting for replies."""
+        if frame[0] is P.EVENT or frame[0] is P.DROPPED:
+            sub = self._subscriptions.get(frame[1])
+            if sub is not None:  # an event sent before our UNSUB was answered is dropped
+                if frame[0] is P.EVENT:
+                    sub._event(frame[2])
+                else:
+                    sub._lost(frame[2])
+                if self._idle_waiters:
+                    self._wake_waiters()
+            return
         if frame[0] is P.PUSH:
             consumer = self._consumers.get(frame[1])
             if consumer is None:
@@ -429,7 +444,14 @@ class Client:
             raise _unexpected(reply, "PING")
         return time.perf_counter() - t0
 
-    def put(self, queue: P.QueueName, data: P.Data) -> int:
+    def put(
+        self,
+        queue: P.QueueName,
+        data: P.Data,
+        *,
+        delay: Union[None, int, float, str] = None,
+        at: Union[None, int, float, datetime.datetime] = None,
+    ) -> int:
         """Appends a message to ``queue`` (created on the fly) and returns the number of bytes stored.
 
         ``data`` is bytes-like, or ``str`` sent as UTF-8. A result smaller
@@ -437,8 +459,14 @@ class Client:
         (its default); a server run with ``--oversize reject`` raises
         :class:`~beuss.TooLargeError` instead, and :class:`~beuss.FullError`
         when its memory cap is reached.
+
+        With ``delay`` (seconds, or a duration string such as ``"30s"``,
+        ``"5m"``) or ``at`` (a timezone-aware ``datetime``, or Unix seconds)
+        the message stays invisible (not taken, not counted by :meth:`len`)
+        until then, and joins the queue at that time.
         """
-        return _ok_int(self._call(P.encode_put(P.queue_bytes(queue), P.payload_bytes(data))), "PUT")
+        when = P.when_suffix(delay, at)
+        return _ok_int(self._call(P.encode_put(P.queue_bytes(queue), P.payload_bytes(data), when)), "PUT")
 
     def put_many(self, queue: P.QueueName, messages: Iterable[P.Data]) -> List[int]:
         """Appends every message to ``queue`` in order, pipelined, and returns the stored length of each.
@@ -539,17 +567,76 @@ class Client:
             return consumer
 
     def publish(self, channel: P.QueueName, data: P.Data) -> int:
-        """Not implemented: fan-out channels (``PUB``) are reserved in protocol v1, and the server does not have them yet."""
-        raise NotImplementedError(
-            "beuss: publish() needs fan-out channels (PUB/SUB), which protocol v1 reserves but the server does not implement yet"
-        )
+        """Sends ``data`` to every current subscriber of ``channel`` (``PUB``) and returns how many there were.
 
-    def subscribe(self, channel: P.QueueName) -> "Consumer":
-        """Not implemented: fan-out channels (``SUB``) are reserved in protocol v1, and the server does not have them yet."""
-        raise NotImplementedError(
-            "beuss: subscribe() needs fan-out channels (PUB/SUB), which protocol v1 reserves but the server does not implement yet;"
-            " use consume() to share a queue's messages between consumers"
-        )
+        Nothing is kept when nobody listens: the result is then 0.
+        """
+        data = P.payload_bytes(data)
+        req = b"PUB %s %d\r\n%s\r\n" % (P.queue_bytes(channel), len(data), data)
+        return _ok_int(self._call(req), "PUB")
+
+    def subscribe(self, channel: P.QueueName, *, max_buffered: int = DEFAULT_MAX_BUFFERED) -> "Subscription":
+        """Subscribes to ``channel`` (``SUB``) and returns the :class:`Subscription`, an iterator of :class:`ChannelEvent`.
+
+        Every subscriber receives every message published after this call
+        returns. Events the loop has not taken yet are kept here, up to
+        ``max_buffered``; past that the oldest is dropped and counted, as the
+        server does for a subscriber that does not read. One subscription per
+        channel per client.
+        """
+        ch = P.queue_bytes(channel)
+        P.check_int(max_buffered, "max_buffered", 1, 10_000_000)
+        with self._lock:
+            self._check_open()
+            if ch in self._subscriptions:
+                raise AlreadySubscribedError(
+                    "ALREADY_SUBSCRIBED", f"this client already subscribes to {channel!r}; close that subscription first"
+                )
+            sub = Subscription(self, ch, max_buffered)
+            self._subscriptions[ch] = sub
+            try:
+                reply = self._call(b"SUB %s\r\n" % ch)
+                if reply[0] is not P.OK:
+                    raise _unexpected(reply, "SUB")
+            except BaseException:
+                if self._subscriptions.get(ch) is sub:
+                    del self._subscriptions[ch]
+                sub._active = False
+                raise
+            return sub
+
+    def _unsub(self, sub: "Subscription") -> None:
+        try:
+            reply = self._call(b"UNSUB %s\r\n" % sub.channel_bytes)
+            if reply[0] is not P.OK:
+                raise _unexpected(reply, "UNSUB")
+        finally:
+            if self._subscriptions.get(sub.channel_bytes) is sub:
+                del self._subscriptions[sub.channel_bytes]
+
+    def schedule_add(self, name: P.QueueName, queue: P.QueueName, spec: str, data: P.Data = b"") -> datetime.datetime:
+        """Adds (or replaces) the schedule ``name``: ``data`` is put on ``queue`` at every tick of ``spec``.
+
+        ``spec`` is a cron expression of 5 or 6 fields, a shortcut such as
+        ``@hourly``, or ``@every 5m``; UTC unless prefixed with ``TZ=<zone> ``.
+        Returns the first fire time (aware UTC datetime). Raises
+        :class:`~beuss.BadScheduleError` when the server does not understand it.
+        """
+        req = P.encode_schedule_add(P.queue_bytes(name), P.queue_bytes(queue), spec, P.payload_bytes(data))
+        return P.unix_ms_to_datetime(_ok_int(self._call(req), "SCHEDULE ADD"))
+
+    def schedules(self) -> List[P.ScheduleInfo]:
+        """Returns every schedule as ``ScheduleInfo(name, queue, next, fired, spec)``, sorted by name."""
+        reply = self._call(b"SCHEDULE LS\r\n")
+        if reply[0] is not P.DATA:
+            raise _unexpected(reply, "SCHEDULE LS")
+        return P.parse_schedules(reply[1])
+
+    def schedule_remove(self, name: P.QueueName) -> None:
+        """Removes the schedule ``name``; raises :class:`~beuss.NoScheduleError` when there is none."""
+        reply = self._call(b"SCHEDULE RM %s\r\n" % P.queue_bytes(name))
+        if reply[0] is not P.OK:
+            raise _unexpected(reply, "SCHEDULE RM")
 
     # -- for Consumer ------------------------------------------------------------------
 
@@ -833,6 +920,113 @@ class Consumer:
             left = [Message(self.queue, d) for d in self._buf]
             self._buf.clear()
             return left
+
+
+class Subscription:
+    """A subscription to a channel (``SUB``), made by :meth:`Client.subscribe`: an iterator of :class:`ChannelEvent`.
+
+    ``for event in sub:`` waits for events and ends when the subscription is
+    closed or the connection is closed; :meth:`next` takes a timeout. Events
+    lost because this subscriber did not keep up (dropped by the server, or
+    by the client past ``max_buffered``) are counted in :attr:`dropped` and
+    in the ``dropped_before`` of the next event handed out.
+    """
+
+    def __init__(self, client: Client, channel: bytes, max_buffered: int) -> None:
+        self._client = client
+        #: The channel name as sent on the wire.
+        self.channel_bytes = channel
+        #: The channel name.
+        self.channel = channel.decode("utf-8", "surrogateescape")
+        self.max_buffered = max_buffered
+        self._buf: Deque[ChannelEvent] = deque()
+        self._active = True
+        self._error: Optional[BeussError] = None
+        self._received = 0
+        self._dropped = 0
+        self._pending_lost = 0
+
+    @property
+    def active(self) -> bool:
+        """Returns True until the subscription is closed or its connection ended."""
+        return self._active
+
+    @property
+    def received_count(self) -> int:
+        """Returns how many events the server sent to this subscription."""
+        return self._received
+
+    @property
+    def dropped(self) -> int:
+        """Returns how many events this subscription lost (the server's ``DROPPED`` counts plus the client's own)."""
+        return self._dropped
+
+    def __repr__(self) -> str:
+        return f"<beuss.Subscription {self.channel!r} {'active' if self._active else 'closed'}>"
+
+    def __iter__(self) -> Iterator["ChannelEvent"]:
+        return self
+
+    def __next__(self) -> "ChannelEvent":
+        ev = self.next()
+        if ev is None:
+            raise StopIteration
+        return ev
+
+    def __enter__(self) -> "Subscription":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _event(self, data: bytes) -> None:
+        """Keeps one event (lock held), dropping the oldest past ``max_buffered``."""
+        self._received += 1
+        if len(self._buf) >= self.max_buffered:
+            old = self._buf.popleft()
+            self._dropped += 1
+            carried = old.dropped_before + 1
+            if self._buf:
+                nxt = self._buf[0]
+                self._buf[0] = ChannelEvent(nxt.channel, nxt.data, nxt.dropped_before + carried)
+            else:
+                self._pending_lost += carried
+        self._buf.append(ChannelEvent(self.channel, data, self._pending_lost))
+        self._pending_lost = 0
+
+    def _lost(self, n: int) -> None:
+        """Counts ``n`` events the server dropped for this subscriber (lock held)."""
+        self._dropped += n
+        self._pending_lost += n
+
+    def next(self, timeout: Optional[float] = None) -> "Optional[ChannelEvent]":
+        """Returns the next event, waiting at most ``timeout`` seconds (None: no limit); None when the time runs out or the subscription ended."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if not self._buf and self._active:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    self._client._wait_push(self, left)  # type: ignore[arg-type]
+                except BeussError:
+                    self._error = None
+                    raise
+            with self._client._lock:
+                if self._buf:
+                    return self._buf.popleft()
+                if self._error is not None:
+                    err, self._error = self._error, None
+                    raise err
+                if not self._active or (deadline is not None and time.monotonic() >= deadline):
+                    return None
+
+    def close(self) -> None:
+        """Ends the subscription (``UNSUB``) and drops the events not handed out yet. Idempotent."""
+        with self._client._lock:
+            if self._active:
+                self._active = False
+                self._buf.clear()
+                if not self._client.closed:
+                    self._client._unsub(self)
 
 
 def connect(

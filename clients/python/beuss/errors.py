@@ -161,6 +161,14 @@ class InternalServerError(ServerError):
     """``INTERNAL``: the server ran out of memory for this request; nothing was changed."""
 
 
+class BadScheduleError(ServerError):
+    """``BAD_SCHEDULE``: a schedule spec the server does not understand, or one that never fires."""
+
+
+class NoScheduleError(ServerError):
+    """``NO_SCHEDULE``: no schedule has that name."""
+
+
 _BY_CODE: Dict[str, Type[ServerError]] = {
     "LINE_TOO_LONG": LineTooLongError,
     "BAD_FRAME": BadFrameError,
@@ -175,6 +183,8 @@ _BY_CODE: Dict[str, Type[ServerError]] = {
     "TOO_MANY_CONNECTIONS": TooManyConnectionsError,
     "SHUTTING_DOWN": ShuttingDownError,
     "INTERNAL": InternalServerError,
+    "BAD_SCHEDULE": BadScheduleError,
+    "NO_SCHEDULE": NoScheduleError,
 }
 
 # Codes after which the server closes the connection (PROTOCOL.md, Error codes).

@@ -3,7 +3,7 @@
 import json as _json
 from typing import Any
 
-__all__ = ["Message"]
+__all__ = ["Message", "ChannelEvent"]
 
 
 class Message:
@@ -40,3 +40,35 @@ class Message:
         shown = self.data[:40]
         more = "..." if len(self.data) > 40 else ""
         return f"<beuss.Message queue={self.queue!r} data={shown!r}{more} ({len(self.data)} bytes)>"
+
+
+class ChannelEvent:
+    """A message published to a channel, as a subscription receives it: ``channel`` (str), ``data`` (bytes),
+    and ``dropped_before``, the events of the channel lost just before this one (usually 0)."""
+
+    __slots__ = ("channel", "data", "dropped_before")
+
+    def __init__(self, channel: str, data: bytes, dropped_before: int = 0) -> None:
+        self.channel = channel
+        self.data = data
+        self.dropped_before = dropped_before
+
+    def text(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        """Returns the bytes decoded (UTF-8 by default)."""
+        return self.data.decode(encoding, errors)
+
+    def json(self) -> Any:
+        """Returns the bytes parsed as JSON."""
+        return _json.loads(self.data)
+
+    def __bytes__(self) -> bytes:
+        return self.data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        shown = self.data[:40]
+        more = "..." if len(self.data) > 40 else ""
+        lost = f" after {self.dropped_before} dropped" if self.dropped_before else ""
+        return f"<beuss.ChannelEvent channel={self.channel!r} data={shown!r}{more}{lost}>"

@@ -131,8 +131,6 @@ class AioBasicsTest(AioTestCase):
             await c.get(self.q(), wait=-1)
         with self.assertRaises(beuss.UnknownCommandError):
             await c._call(b"NOPE\r\n")
-        with self.assertRaises(NotImplementedError):
-            await c.publish("ch", b"x")
         self.assertGreater(await c.ping(), 0)
 
     async def test_connection_refused(self):

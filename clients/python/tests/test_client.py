@@ -200,13 +200,6 @@ class BasicsTest(ServerTestCase):
         self.assertIsInstance(results[1], beuss.UnknownCommandError)
         self.assertEqual(c.get_many(q, 10), [b"1", b"2", b"3"])
 
-    def test_publish_and_subscribe_say_they_are_not_implemented(self):
-        c = self.connect()
-        with self.assertRaisesRegex(NotImplementedError, "not implement"):
-            c.publish("ch", b"x")
-        with self.assertRaisesRegex(NotImplementedError, "not implement"):
-            c.subscribe("ch")
-
 
 class ConsumeTest(ServerTestCase):
     def test_consume_is_server_push(self):
