@@ -12,6 +12,11 @@
  *   console.log(m.text());
  *   break;                                  // ends the subscription
  * }
+ * await client.put('jobs', 'later', { delay: '30s' });  // invisible for 30 s
+ * const news = client.subscribe('news');    // every subscriber gets every message
+ * await news.ready;
+ * await client.publish('news', 'hi');       // resolves with the number of subscribers
+ * await client.scheduleAdd('nightly', 'jobs', '0 3 * * *', 'run'); // cron, UTC
  * await client.close();
  * ```
  *
