@@ -46,7 +46,7 @@ export const VERBS: Record<string, { usage: string; about: string; options?: str
   SCHEDULE: {
     usage: 'beuss SCHEDULE add|ls|rm',
     about:
-      'Recurring messages:\n' +
+      'Recurring messages: put a message on a queue at every tick of a cron spec.\n' +
       '  beuss SCHEDULE add <name> <queue> "<spec>" [file]   put file (or stdin) on queue at every tick\n' +
       '  beuss SCHEDULE ls                                  list the schedules\n' +
       '  beuss SCHEDULE rm <name>                           remove one\n' +
