@@ -137,7 +137,7 @@ const put: Command = async (p) => {
   const when = whenOptions(p);
   if (p.opts.has('lines')) {
     if (file !== undefined && file !== '-') throw usageError('PUT --lines reads stdin only');
-    return putLines(p, queue, when);
+    return sendLines(p, (client, line) => client.put(queue, line, when));
   }
   const pending = open(p);
   // Fails as soon as the server is found unreachable, without waiting for the end of stdin.
@@ -157,7 +157,8 @@ const put: Command = async (p) => {
 const LINES_HIGH_WATER = 4096;
 const LINES_LOW_WATER = 1024;
 
-async function putLines(p: ParsedArgs, queue: string, when: PutOptions): Promise<number> {
+// Sends each line of stdin with `deliver` (a put or a publish) as lines arrive; resolves with the exit code.
+async function sendLines(p: ParsedArgs, deliver: (client: Client, line: Buffer) => Promise<number>): Promise<number> {
   return withClient(p, (client) => {
     return new Promise<number>((resolve, reject) => {
       const stdin = process.stdin;
@@ -181,7 +182,7 @@ async function putLines(p: ParsedArgs, queue: string, when: PutOptions): Promise
         // A CRLF file sends its lines without the CR.
         const body = line.length > 0 && line[line.length - 1] === 13 ? line.subarray(0, line.length - 1) : line;
         inFlight++;
-        client.put(queue, body, when).then(
+        deliver(client, body).then(
           (stored) => {
             inFlight--;
             if (stored < body.length) warnTruncated(stored, body.length, `line ${n}`);
@@ -375,8 +376,13 @@ const ping: Command = async (p) => {
 };
 
 const pub: Command = async (p) => {
-  check(p, 'PUB', [1, 2]);
+  check(p, 'PUB', [1, 2], ['lines']);
   const [channel, file] = p.args;
+  if (p.opts.has('lines')) {
+    if (file !== undefined && file !== '-') throw usageError('PUB --lines reads stdin only');
+    // A publish reports receivers, not bytes: the line is never "truncated" by that count.
+    return sendLines(p, async (client, line) => (await client.publish(channel, line), line.length));
+  }
   const pending = open(p);
   const [, data] = await Promise.all([pending, readInput(file)]);
   return withClient(

@@ -35,6 +35,7 @@ export const VERBS: Record<string, { usage: string; about: string; options?: str
   PUB: {
     usage: 'beuss PUB <channel> [file]',
     about: 'Publish one message (stdin, or file) to every current subscriber of the channel.\nNothing is kept when nobody listens.',
+    options: ['--lines          publish each line of stdin as its own message, as lines arrive'],
   },
   SUB: {
     usage: 'beuss SUB <channel>',

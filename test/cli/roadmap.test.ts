@@ -79,6 +79,19 @@ describe('beuss PUB and beuss SUB', () => {
     await subscribers(0);
   });
 
+  it('PUB --lines publishes each line of stdin as its own message', async () => {
+    const ch = fresh('ch');
+    const child = spawn(process.execPath, [CLI_BIN, 'SUB', ch, '--count', '3', ...at], { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const r = collect(child);
+    await subscribers(1);
+    const pub = await beuss(['PUB', ch, '--lines'], { input: 'a\nb\r\nc', env });
+    expect(pub.code).toBe(0);
+    const res = await r;
+    expect(res.code).toBe(0);
+    expect(res.stdout.toString()).toBe('a\nb\nc\n');
+    await subscribers(0);
+  });
+
   it('usage errors: no channel, a bad name', async () => {
     expect((await beuss(['SUB'], { env })).code).toBe(2);
     expect((await beuss(['PUB', 'bad\tname'], { input: 'x', env })).code).toBe(2);
