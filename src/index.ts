@@ -17,18 +17,21 @@
  * await news.ready;
  * await client.publish('news', 'hi');       // resolves with the number of subscribers
  * await client.scheduleAdd('nightly', 'jobs', '0 3 * * *', 'run'); // cron, UTC
+ * // At-least-once: acknowledged when the handler resolves, retried when it throws.
+ * client.work('jobs', async (m) => { await handle(m.json()); }, { lease: 30_000 });
  * await client.close();
  * ```
  *
  * @packageDocumentation
  */
 export { connect, Client } from './client/client.js';
-export type { GetOptions, CloseOptions, QueueInfo, ServerStats, PutOptions, ScheduleInfo } from './client/client.js';
+export type { GetOptions, LeaseGetOptions, CloseOptions, QueueInfo, QueueStats, ServerStats, WorkOptions, PutOptions, ScheduleInfo } from './client/client.js';
 export { Subscription, ChannelEvent, DEFAULT_MAX_BUFFERED } from './client/subscription.js';
 export type { SubscribeOptions, EventHandler } from './client/subscription.js';
 export { Consumer, DEFAULT_PREFETCH } from './client/consumer.js';
 export type { ConsumeOptions, MessageHandler } from './client/consumer.js';
-export { Message } from './client/message.js';
+export { Message, LeasedMessage } from './client/message.js';
+export type { NackOptions } from './client/message.js';
 export type { ClientCounters } from './client/connection.js';
 export { DEFAULT_HOST, DEFAULT_PORT } from './client/options.js';
 export type { ConnectOptions, ResolvedOptions } from './client/options.js';
@@ -54,5 +57,6 @@ export {
   InternalServerError,
   BadScheduleError,
   NoScheduleError,
+  UnknownLeaseError,
 } from './client/errors.js';
 export type { ServerErrorCode } from './client/errors.js';

@@ -37,8 +37,8 @@ export interface ParsedArgs {
   opts: Map<string, string | true>;
 }
 
-const VALUE_OPTIONS = new Set(['host', 'port', 'wait', 'count', 'prefetch', 'delay', 'at']);
-const FLAG_OPTIONS = new Set(['lines', 'null', 'json', 'help', 'version']);
+const VALUE_OPTIONS = new Set(['host', 'port', 'wait', 'count', 'prefetch', 'delay', 'at', 'lease', 'exec', 'max-deliver']);
+const FLAG_OPTIONS = new Set(['lines', 'null', 'json', 'help', 'version', 'ack']);
 const SHORT: Record<string, string> = { '0': 'null', h: 'help', V: 'version', n: 'count', w: 'wait' };
 
 /** Returns the parsed command line; throws a usage error for unknown options or missing values. */

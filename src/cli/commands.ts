@@ -1,9 +1,12 @@
 // The commands of `beuss`, one function per verb. Each resolves with the exit
 // code; errors thrown (ConnectionError, ServerError, CliExit) are mapped by main.
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { type Client, connect, type PutOptions } from '../client/client.js';
 import { toDelayMs, toUnixMs } from '../client/duration.js';
 import { ConnectionError } from '../client/errors.js';
+import type { LeasedMessage } from '../client/message.js';
 import { parsePort } from '../client/options.js';
 import { queueNameProblem } from '../client/validate.js';
 import { CliExit, EXIT, type ParsedArgs, usageError } from './args.js';
@@ -244,10 +247,72 @@ function waitMs(p: ParsedArgs): number {
   return Math.round(secs * 1000);
 }
 
+// Lease used by --ack and --exec when --lease is not given: a slow command or a slow reader should TOUCH or set more.
+const DEFAULT_LEASE_SECONDS = 30;
+
+// Returns --lease in milliseconds (seconds on the command line, decimals allowed).
+function leaseMs(p: ParsedArgs): number {
+  const v = str(p, 'lease');
+  if (v === undefined) return DEFAULT_LEASE_SECONDS * 1000;
+  const secs = Number(v);
+  const ms = Math.round(secs * 1000);
+  if (v.trim() === '' || !Number.isFinite(secs) || ms < 1 || ms > 0xffffffff) {
+    throw usageError(`--lease needs a number of seconds from 0.001 to 4294967, got '${v}'`);
+  }
+  return ms;
+}
+
+// Set while a leased message is being written to stdout: a reader that goes away then is a failure
+// (exit 5), not the normal end it is for plain output; the server gets the message back.
+let leasedWriteInProgress = false;
+
+// Resolves once `data` was accepted by the OS (the write callback ran), rejects with the write error.
+function writeOutFlushed(data: Buffer): Promise<void> {
+  leasedWriteInProgress = true;
+  return new Promise<void>((resolve, reject) => {
+    process.stdout.write(data, (err) => (err ? reject(err) : resolve()));
+  }).finally(() => {
+    leasedWriteInProgress = false;
+  });
+}
+
+// Writes a leased message to file (closed before returning) or stdout (handed to the OS); ACKs
+// it only then, NACKs it and fails when the write failed.
+async function writeAndAck(msg: LeasedMessage, file: string | undefined): Promise<void> {
+  try {
+    if (file !== undefined && file !== '-') await fs.promises.writeFile(file, msg.data);
+    else await writeOutFlushed(msg.data);
+  } catch (err) {
+    await msg.nack().catch(() => {});
+    throw new CliExit(EXIT.FAILED, `cannot write the message${file && file !== '-' ? ` to ${file}` : ''}: ${(err as Error).message}; it was given back (NACK)`);
+  }
+  await msg.ack();
+}
+
+function maxDeliver(p: ParsedArgs): number | undefined {
+  const v = positiveInt(p, 'max-deliver');
+  if (v !== undefined && v > 0xffffffff) throw usageError(`--max-deliver is at most 4294967295, got '${v}'`);
+  return v;
+}
+
 const get: Command = async (p) => {
-  check(p, 'GET', [1, 2], ['wait']);
+  check(p, 'GET', [1, 2], ['wait', 'ack', 'lease', 'max-deliver']);
   const [queue, file] = p.args;
   const wait = waitMs(p);
+  if (!p.opts.has('ack') && (p.opts.has('lease') || p.opts.has('max-deliver'))) throw usageError('--lease and --max-deliver go with --ack');
+  if (p.opts.has('ack')) {
+    const lease = leaseMs(p);
+    const md = maxDeliver(p);
+    return withClient(p, async (client) => {
+      const msg = await client.get(queue, { wait, lease, maxDeliver: md });
+      if (msg === null) {
+        emptyNotice(queue, wait > 0);
+        return EXIT.EMPTY;
+      }
+      await writeAndAck(msg, file);
+      return EXIT.OK;
+    });
+  }
   return withClient(p, async (client) => {
     const data = await client.get(queue, { wait });
     if (data === null) {
@@ -280,12 +345,82 @@ function positiveInt(p: ParsedArgs, name: string): number | undefined {
   return Number(v);
 }
 
+// Runs `command` with the shell, the message on its stdin; resolves with its exit code (128+n for signal n).
+function runShell(command: string, msg: LeasedMessage): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn('/bin/sh', ['-c', command], {
+      stdio: ['pipe', 'inherit', 'inherit'],
+      env: { ...process.env, BEUSS_QUEUE: msg.queue, BEUSS_ID: msg.id, BEUSS_DELIVERIES: String(msg.deliveries) },
+    });
+    // A command that does not read its stdin must not fail the write.
+    child.stdin.on('error', () => {});
+    child.stdin.end(msg.data);
+    child.on('error', (err) => {
+      process.stderr.write(`beuss: cannot run '${command}': ${err.message}\n`);
+      resolve(127);
+    });
+    child.on('close', (code, signal) => resolve(code ?? 128 + (signal ? (os.constants.signals[signal] ?? 0) : 0)));
+  });
+}
+
+// ON with --exec or --ack: each message under a lease, settled after the command or the write.
+async function onLeased(p: ParsedArgs, queue: string, count: number | undefined, sep: Buffer): Promise<number> {
+  const command = str(p, 'exec');
+  if (command !== undefined && command.trim() === '') throw usageError('--exec needs a command');
+  const lease = leaseMs(p);
+  const md = maxDeliver(p);
+  // --exec runs one command at a time: one message held at once, the next one waits on the server.
+  const prefetch = command !== undefined ? 1 : Math.min(positiveInt(p, 'prefetch') ?? 16, count ?? Infinity);
+  return withClient(p, async (client) => {
+    let failure: unknown = null;
+    const consumer = client.consume(
+      queue,
+      async (msg: LeasedMessage) => {
+        if (command === undefined) {
+          await writeAndAck(msg, undefined);
+          await writeOut(sep);
+          return;
+        }
+        const code = await runShell(command, msg);
+        if (code === 0) {
+          await msg.ack();
+        } else {
+          process.stderr.write(`beuss: '${command}' exited with code ${code}; message given back (NACK, delivery ${msg.deliveries})\n`);
+          await msg.nack();
+        }
+      },
+      { prefetch, max: count, lease, maxDeliver: md },
+    );
+    let interrupts = 0;
+    const onSignal = () => {
+      interrupts++;
+      if (interrupts > 1) process.exit(130);
+      // Finish the message in hand; the server gets the rest back with the connection.
+      void consumer.drain();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      await consumer.closed.catch((err: unknown) => {
+        failure = err;
+      });
+    } finally {
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+    }
+    if (failure) throw failure;
+    return EXIT.OK;
+  });
+}
+
 const on: Command = async (p) => {
-  check(p, 'ON', [1, 1], ['count', 'null', 'prefetch']);
+  check(p, 'ON', [1, 1], ['count', 'null', 'prefetch', 'ack', 'exec', 'lease', 'max-deliver']);
   const [queue] = p.args;
   const count = positiveInt(p, 'count');
   const prefetch = Math.min(positiveInt(p, 'prefetch') ?? 16, count ?? Infinity);
   const sep = Buffer.from(p.opts.has('null') ? [0] : [10]);
+  if (p.opts.has('ack') || p.opts.has('exec')) return onLeased(p, queue, count, sep);
+  if (p.opts.has('lease') || p.opts.has('max-deliver')) throw usageError('--lease and --max-deliver go with --ack or --exec');
   return withClient(p, async (client) => {
     const consumer = client.consume(
       queue,
@@ -357,9 +492,14 @@ const queues: Command = async (p) => {
 };
 
 const stats: Command = async (p) => {
-  check(p, 'STATS', [0, 0], ['json']);
+  check(p, 'STATS', [0, 1], ['json']);
+  const [queue] = p.args;
+  if (queue !== undefined) {
+    const problem = queueNameProblem(queue);
+    if (problem) throw usageError(problem);
+  }
   return withClient(p, async (client) => {
-    const s = await client.stats();
+    const s = queue === undefined ? await client.stats() : await client.stats(queue);
     if (p.opts.has('json')) await writeOut(JSON.stringify(s, null, 2) + '\n');
     else await writeOut(table(Object.entries(s).map(([k, v]) => [k, String(v)])));
     return EXIT.OK;
@@ -497,7 +637,10 @@ const COMMANDS: Record<string, Command> = {
 export async function runCommand(verb: string, p: ParsedArgs): Promise<number> {
   // A reader that went away (`beuss ON q | head -1`) is a normal end, not a crash.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(EXIT.OK);
+    if (err.code === 'EPIPE') {
+      if (leasedWriteInProgress) process.stderr.write('beuss: stdout closed before the message was written; not acknowledged\n');
+      process.exit(leasedWriteInProgress ? EXIT.FAILED : EXIT.OK);
+    }
   });
   return COMMANDS[verb](p);
 }

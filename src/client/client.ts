@@ -3,6 +3,7 @@ import { Connection, type ClientCounters } from './connection.js';
 import { Consumer, type ConsumeOptions, type ConsumerHost, DEFAULT_PREFETCH, type MessageHandler } from './consumer.js';
 import { AlreadySubscribedError, type BeussError, ConnectionError, InvalidArgumentError, ProtocolError } from './errors.js';
 import { toDelayMs, toUnixMs } from './duration.js';
+import { LeasedMessage, Message } from './message.js';
 import { type ConnectOptions, resolveOptions, type ResolvedOptions } from './options.js';
 import type { Frame } from './parser.js';
 import { checkMaxBuffered, type EventHandler, type SubscribeOptions, Subscription, type SubscriptionHost } from './subscription.js';
@@ -40,6 +41,30 @@ export interface GetOptions {
   wait?: number;
 }
 
+/** Options of {@link Client.get} that take the message under a lease (at-least-once). */
+export interface LeaseGetOptions extends GetOptions {
+  /** Milliseconds the message stays this client's before it goes back to the head of its queue, unless acknowledged. */
+  lease: number;
+  /** Deliveries before the message goes to `<queue>.dead` instead of back to its queue (server default 5). */
+  maxDeliver?: number;
+}
+
+/** Options of {@link Client.work}. */
+export interface WorkOptions {
+  /** Lease in milliseconds (default 30000): a handler running longer should call `msg.touch()`. */
+  lease?: number;
+  /** Unacknowledged messages held at once (default 1: the next waits on the server, not in this client). */
+  prefetch?: number;
+  /** Deliveries before a failing message goes to `<queue>.dead` (server default 5). */
+  maxDeliver?: number;
+  /** Milliseconds before a message whose handler threw is delivered again (default 0). */
+  retryDelay?: number;
+  /** Stop after this many messages. */
+  max?: number;
+  /** Called with what the handler threw and the message, which is NACKed (the consumer goes on). */
+  onError?: (err: unknown, msg: LeasedMessage) => void;
+}
+
 /** Options of {@link Client.close}. */
 export interface CloseOptions {
   /** Destroy the socket now and reject pending calls with ConnectionError instead of waiting for their replies. */
@@ -65,6 +90,23 @@ export interface QueueInfo {
 /** Server counters from {@link Client.stats}: numbers for numeric values, strings otherwise (e.g. `oversize`). */
 export type ServerStats = Record<string, number | string>;
 
+/** One queue's counts from {@link Client.stats} with a queue name (`STATS <queue>`); later servers may add keys. */
+export interface QueueStats {
+  ready: number;
+  consumers: number;
+  leased: number;
+  scheduled: number;
+  dead: number;
+  waiting: number;
+  bytes: number;
+  /** The name of the queue's dead-letter queue. */
+  dead_queue: string;
+  [key: string]: number | string;
+}
+
+const DEFAULT_WORK_LEASE = 30_000;
+const MAX_LEASE = 0xffffffff;
+
 const MAX_WAIT_MS = 2 ** 53 - 1;
 const MAX_PREFETCH = 1_000_000;
 const U64 = /^\d{1,19}$/;
@@ -78,6 +120,19 @@ function num(frame: Frame, what: string): number {
 
 function describe(frame: Frame): string {
   return frame.type === 'OK' ? ['OK', ...frame.args].join(' ') : frame.type;
+}
+
+function parseDoc(text: string): ServerStats {
+  const out: ServerStats = {};
+  for (const line of text.split('\n')) {
+    const t = line.trim();
+    if (t === '') continue;
+    const sp = t.search(/[ \t]/);
+    const key = sp < 0 ? t : t.slice(0, sp);
+    const value = sp < 0 ? '' : t.slice(sp + 1).trim();
+    out[key] = /^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value;
+  }
+  return out;
 }
 
 function message(frame: Frame, what: string): Buffer | null {
@@ -111,7 +166,7 @@ export class Client {
   ) {
     let resolveEnd!: (err: BeussError | null) => void;
     this.endPromise = new Promise((resolve) => (resolveEnd = resolve));
-    conn.onPush = (queue, bytes) => this.consumers.get(queue)?._push(bytes);
+    conn.onPush = (queue, bytes, lease) => this.consumers.get(queue)?._push(bytes, lease);
     conn.onEvent = (channel, bytes) => this.subscriptions.get(channel)?._event(bytes);
     conn.onDropped = (channel, n) => this.subscriptions.get(channel)?._dropped(n);
     conn.onEnd = (err) => {
@@ -127,6 +182,7 @@ export class Client {
       release: (queue, consumer) => {
         if (this.consumers.get(queue) === consumer) this.consumers.delete(queue);
       },
+      leased: (queue, data, lease) => new LeasedMessage(queue, data, lease.id, lease.deliveries, this.settle),
     };
     this.subHost = {
       request: (header) => this.conn.request(header),
@@ -234,17 +290,36 @@ export class Client {
     if (f.type !== 'OK') throw new ProtocolError(`unexpected reply to SCHEDULE RM: ${describe(f)}`);
   }
 
+  // Sends ACK/NACK/TOUCH for a LeasedMessage; resolves on OK.
+  private readonly settle = async (header: string): Promise<void> => {
+    const f = await this.conn.request(header);
+    if (f.type !== 'OK') throw new ProtocolError(`unexpected reply to ${header.split(' ')[0]}: ${describe(f)}`);
+  };
+
   /**
    * Takes the message at the head of `queue` and resolves with its bytes, or
    * with null when the queue is empty (after waiting up to `opts.wait` ms on the
-   * server, if given).
+   * server, if given). With `opts.lease` it takes the message under a lease
+   * (at-least-once) and resolves with a {@link LeasedMessage} to `ack()`.
    */
-  async get(queue: string, opts: GetOptions = {}): Promise<Buffer | null> {
+  get(queue: string, opts: LeaseGetOptions): Promise<LeasedMessage | null>;
+  get(queue: string, opts?: GetOptions): Promise<Buffer | null>;
+  async get(queue: string, opts: GetOptions & Partial<LeaseGetOptions> = {}): Promise<Buffer | LeasedMessage | null> {
     checkQueue(queue);
     const wait = opts.wait ?? 0;
     checkInt(wait, 'wait (milliseconds)', 0, MAX_WAIT_MS);
-    const header = wait > 0 ? `GET ${queue} WAIT ${wait}` : `GET ${queue}`;
-    return message(await this.conn.request(header), 'GET');
+    let header = wait > 0 ? `GET ${queue} WAIT ${wait}` : `GET ${queue}`;
+    if (opts.lease !== undefined) {
+      header += ` LEASE ${checkInt(opts.lease, 'lease (milliseconds)', 1, MAX_LEASE)}`;
+      if (opts.maxDeliver !== undefined) header += ` MAXDELIVER ${checkInt(opts.maxDeliver, 'maxDeliver', 1, MAX_LEASE)}`;
+    } else if (opts.maxDeliver !== undefined) {
+      throw new InvalidArgumentError('maxDeliver needs lease');
+    }
+    const frame = await this.conn.request(header);
+    if (opts.lease === undefined) return message(frame, 'GET');
+    if (frame.type === 'EMPTY') return null;
+    if (frame.type !== 'MSG' || !frame.lease) throw new ProtocolError(`unexpected reply to GET … LEASE: ${describe(frame)}`);
+    return new LeasedMessage(queue, frame.data, frame.lease.id, frame.lease.deliveries, this.settle);
   }
 
   /** Resolves with the bytes of the message at the head of `queue` without taking it, or null when empty. */
@@ -288,19 +363,16 @@ export class Client {
     return out;
   }
 
-  /** Resolves with the server's counters (see docs/PROTOCOL.md, STATS, for the keys). */
-  async stats(): Promise<ServerStats> {
-    const text = data(await this.conn.request('STATS'), 'STATS');
-    const out: ServerStats = {};
-    for (const line of text.split('\n')) {
-      const t = line.trim();
-      if (t === '') continue;
-      const sp = t.search(/[ \t]/);
-      const key = sp < 0 ? t : t.slice(0, sp);
-      const value = sp < 0 ? '' : t.slice(sp + 1).trim();
-      out[key] = /^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value;
-    }
-    return out;
+  /**
+   * Resolves with the server's counters (see docs/PROTOCOL.md, STATS, for the
+   * keys), or with one queue's counts when `queue` is given (`STATS <queue>`).
+   */
+  stats(): Promise<ServerStats>;
+  stats(queue: string): Promise<QueueStats>;
+  async stats(queue?: string): Promise<ServerStats | QueueStats> {
+    if (queue === undefined) return parseDoc(data(await this.conn.request('STATS'), 'STATS'));
+    checkQueue(queue);
+    return parseDoc(data(await this.conn.request(`STATS ${queue}`), 'STATS')) as QueueStats;
   }
 
   /** Resolves with the round-trip time in milliseconds of a PING. */
@@ -318,9 +390,11 @@ export class Client {
    * handled, so at most `prefetch` messages are pushed ahead of the handler.
    * One consumer per queue per client: a second one throws AlreadySubscribedError.
    */
+  consume(queue: string, opts: ConsumeOptions & { lease: number }): Consumer<LeasedMessage>;
+  consume(queue: string, handler: MessageHandler<LeasedMessage>, opts: ConsumeOptions & { lease: number }): Consumer<LeasedMessage>;
   consume(queue: string, opts?: ConsumeOptions): Consumer;
   consume(queue: string, handler: MessageHandler, opts?: ConsumeOptions): Consumer;
-  consume(queue: string, a?: MessageHandler | ConsumeOptions, b?: ConsumeOptions): Consumer {
+  consume(queue: string, a?: MessageHandler<never> | ConsumeOptions, b?: ConsumeOptions): Consumer<Message> {
     checkQueue(queue);
     const handler = typeof a === 'function' ? a : undefined;
     const opts = (typeof a === 'function' ? b : a) ?? {};
@@ -329,13 +403,47 @@ export class Client {
     }
     const prefetch = checkInt(opts.prefetch ?? DEFAULT_PREFETCH, 'prefetch', 1, MAX_PREFETCH);
     const max = opts.max === undefined ? Infinity : checkInt(opts.max, 'max', 1, Number.MAX_SAFE_INTEGER);
+    const lease = opts.lease === undefined ? 0 : checkInt(opts.lease, 'lease (milliseconds)', 1, MAX_LEASE);
+    const maxDeliver = opts.maxDeliver === undefined ? undefined : checkInt(opts.maxDeliver, 'maxDeliver', 1, MAX_LEASE);
+    if (maxDeliver !== undefined && lease === 0) throw new InvalidArgumentError('maxDeliver needs lease');
     if (this.conn.isClosed) throw new ConnectionError('CONNECTION_CLOSED', 'the client is closed', this.options.host, this.options.port);
     if (this.consumers.has(queue)) {
       throw new AlreadySubscribedError('ALREADY_SUBSCRIBED', `this client already consumes '${queue}'; close that consumer first`);
     }
-    const c = new Consumer(this.host, queue, prefetch, max, handler);
+    const c = new Consumer<Message>(this.host, queue, prefetch, max, handler as MessageHandler | undefined, lease, maxDeliver);
     this.consumers.set(queue, c);
     return c;
+  }
+
+  /**
+   * Returns a consumer of `queue` that runs `handler` for each message, one at
+   * a time, at least once: the message is taken under a lease, acknowledged
+   * when the handler resolves, and given back (NACK, after `opts.retryDelay`)
+   * when it throws, so another try gets it; after `maxDeliver` tries it goes
+   * to `<queue>.dead`. A handler may settle the message itself. The consumer
+   * goes on after a failure; `close()` it to stop.
+   */
+  work(queue: string, handler: (msg: LeasedMessage) => unknown, opts: WorkOptions = {}): Consumer<LeasedMessage> {
+    if (typeof handler !== 'function') throw new InvalidArgumentError('work(queue, handler, options?): handler must be a function');
+    const retryDelay = opts.retryDelay === undefined ? 0 : checkInt(opts.retryDelay, 'retryDelay', 0, MAX_WAIT_MS);
+    const run = async (msg: LeasedMessage): Promise<void> => {
+      try {
+        await handler(msg);
+      } catch (err) {
+        if (!msg.settled) msg.nack({ delay: retryDelay }).catch(() => {});
+        opts.onError?.(err, msg);
+        return;
+      }
+      // Not awaited: the ACK is pipelined ahead of anything sent later, and a lost
+      // connection gives the message back, which at-least-once allows.
+      if (!msg.settled) msg.ack().catch(() => {});
+    };
+    return this.consume(queue, run, {
+      lease: opts.lease ?? DEFAULT_WORK_LEASE,
+      prefetch: opts.prefetch ?? 1,
+      max: opts.max,
+      maxDeliver: opts.maxDeliver,
+    });
   }
 
   /**

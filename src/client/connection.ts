@@ -3,7 +3,7 @@
 import * as net from 'node:net';
 import { BeussError, ConnectionError, ProtocolError, ServerError, serverError } from './errors.js';
 import type { ResolvedOptions } from './options.js';
-import { type Frame, ReplyParser } from './parser.js';
+import { type Frame, type LeaseInfo, ReplyParser } from './parser.js';
 
 /** Socket-level counters of a client, for tests and monitoring. */
 export interface ClientCounters {
@@ -48,8 +48,8 @@ const CLOSING_CODES = new Set(['LINE_TOO_LONG', 'BAD_FRAME', 'TOO_MANY_CONNECTIO
  * request order, so waiters are a plain FIFO.
  */
 export class Connection {
-  /** Called with every PUSH frame, in arrival order. */
-  onPush: (queue: string, data: Buffer) => void = () => {};
+  /** Called with every PUSH frame, in arrival order (`lease` for a leased push). */
+  onPush: (queue: string, data: Buffer, lease?: LeaseInfo) => void = () => {};
   /** Called with every EVENT frame (a channel message), in arrival order. */
   onEvent: (channel: string, data: Buffer) => void = () => {};
   /** Called with every DROPPED frame (events a subscription lost). */
@@ -256,7 +256,7 @@ export class Connection {
   private onFrame(frame: Frame): void {
     if (frame.type === 'PUSH') {
       this.c.pushes++;
-      this.onPush(frame.queue, frame.data);
+      this.onPush(frame.queue, frame.data, frame.lease);
       return;
     }
     if (frame.type === 'EVENT') {

@@ -1,8 +1,8 @@
 // A subscription to a queue by server push (ON/CREDIT/OFF), read with
 // `for await` or through a callback, with credit-based flow control.
 import { BeussError, InvalidArgumentError } from './errors.js';
-import { Message } from './message.js';
-import type { Frame } from './parser.js';
+import { LeasedMessage, Message } from './message.js';
+import type { Frame, LeaseInfo } from './parser.js';
 
 /** Options of {@link Client.consume}. */
 export interface ConsumeOptions {
@@ -14,15 +14,28 @@ export interface ConsumeOptions {
   prefetch?: number;
   /** Stop after this many messages; credit never exceeds what is left, so no message is taken beyond it. */
   max?: number;
+  /**
+   * Take messages under a lease of this many milliseconds (`ON … LEASE`): the
+   * consumer yields {@link LeasedMessage}s to `ack()` or `nack()`; one not
+   * settled in time, or still held when the connection ends, goes back to the
+   * head of the queue. `prefetch` then bounds the unacknowledged messages: the
+   * server gives credit back on each ACK/NACK. Messages dropped by `close()`
+   * or pushed past `max` are NACKed at once.
+   */
+  lease?: number;
+  /** With `lease`: deliveries before a message goes to `<queue>.dead` (server default 5). */
+  maxDeliver?: number;
 }
 
 /** A callback that handles one message; the next one is handed over once its promise settles. */
-export type MessageHandler = (msg: Message) => void | Promise<void>;
+export type MessageHandler<M extends Message = Message> = (msg: M) => void | Promise<void>;
 
 /** What a consumer needs from its client. */
 export interface ConsumerHost {
   request(header: string): Promise<Frame>;
-  release(queue: string, consumer: Consumer): void;
+  release(queue: string, consumer: Consumer<Message>): void;
+  /** Returns the leased message of a push. */
+  leased(queue: string, data: Buffer, lease: LeaseInfo): LeasedMessage;
 }
 
 const enum State {
@@ -39,11 +52,13 @@ export const DEFAULT_PREFETCH = 64;
  * (`break` out of the loop ends the subscription), or, when made with a handler,
  * it calls the handler for each message in order, one at a time.
  *
- * Delivery is at-most-once: messages pushed but not yet handled when the
- * consumer is closed are dropped. Use a small `prefetch`, or `max`, to bound
- * that; messages still buffered when the connection ends are handed out first.
+ * Without `lease`, delivery is at-most-once: messages pushed but not yet
+ * handled when the consumer is closed are dropped. Use a small `prefetch`, or
+ * `max`, to bound that; messages still buffered when the connection ends are
+ * handed out first. With `lease`, it is at-least-once: see
+ * {@link ConsumeOptions.lease}.
  */
-export class Consumer implements AsyncIterable<Message> {
+export class Consumer<M extends Message = Message> implements AsyncIterable<M> {
   /**
    * Settles when the subscription is over: resolves after `close()`, `break`,
    * `max` reached or the client closed; rejects with the error that ended it
@@ -53,9 +68,9 @@ export class Consumer implements AsyncIterable<Message> {
 
   private state = State.Open;
   private error: Error | null = null;
-  private readonly buffer: Message[] = [];
+  private readonly buffer: M[] = [];
   private bufHead = 0;
-  private waiter: { resolve(r: IteratorResult<Message>): void; reject(e: Error): void } | null = null;
+  private waiter: { resolve(r: IteratorResult<M>): void; reject(e: Error): void } | null = null;
   private inHand = false;
   private iterated = false;
   private granted: number;
@@ -73,7 +88,9 @@ export class Consumer implements AsyncIterable<Message> {
     readonly queue: string,
     private readonly prefetch: number,
     private readonly max: number,
-    handler?: MessageHandler,
+    handler?: MessageHandler<M>,
+    private readonly lease = 0,
+    maxDeliver?: number,
   ) {
     this.batch = Math.max(1, Math.floor(prefetch / 2));
     this.granted = Math.min(prefetch, max);
@@ -87,7 +104,9 @@ export class Consumer implements AsyncIterable<Message> {
     // Nobody may be listening: an ended subscription must not be an unhandled rejection.
     this.closed.catch(() => {});
     subscriptionOver.catch(() => {});
-    this.host.request(`ON ${queue} CREDIT ${this.granted}`).then(
+    let on = `ON ${queue} CREDIT ${this.granted}`;
+    if (lease > 0) on += maxDeliver === undefined ? ` LEASE ${lease}` : ` LEASE ${lease} MAXDELIVER ${maxDeliver}`;
+    this.host.request(on).then(
       () => {},
       (err: Error) => this.end(err, true),
     );
@@ -99,7 +118,7 @@ export class Consumer implements AsyncIterable<Message> {
   }
 
   /** Returns the async iterator of messages; a consumer can be iterated once. */
-  [Symbol.asyncIterator](): AsyncIterator<Message> {
+  [Symbol.asyncIterator](): AsyncIterator<M> {
     if (this.iterated) throw new InvalidArgumentError('a consumer can be iterated only once, and not when it has a handler');
     this.iterated = true;
     return {
@@ -148,7 +167,7 @@ export class Consumer implements AsyncIterable<Message> {
     );
   }
 
-  private async runHandler(handler: MessageHandler): Promise<void> {
+  private async runHandler(handler: MessageHandler<M>): Promise<void> {
     let done = false;
     while (!done) {
       const r = await this.next();
@@ -165,7 +184,7 @@ export class Consumer implements AsyncIterable<Message> {
     }
   }
 
-  private next(): Promise<IteratorResult<Message>> {
+  private next(): Promise<IteratorResult<M>> {
     if (this.inHand) {
       this.inHand = false;
       this.handled();
@@ -178,7 +197,7 @@ export class Consumer implements AsyncIterable<Message> {
     return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
   }
 
-  private take(): Message {
+  private take(): M {
     const m = this.buffer[this.bufHead];
     this.bufHead++;
     if (this.bufHead === this.buffer.length) {
@@ -191,6 +210,8 @@ export class Consumer implements AsyncIterable<Message> {
 
   // Counts one message as handled and grants credit back in batches.
   private handled(): void {
+    // Under a lease the server gives credit back on ACK/NACK: granting here would exceed the prefetch.
+    if (this.lease > 0) return;
     this.handledSinceGrant++;
     if (this.state !== State.Open || this.offSent || this.handledSinceGrant < this.batch) return;
     const n = Math.min(this.handledSinceGrant, this.max - this.granted);
@@ -203,10 +224,14 @@ export class Consumer implements AsyncIterable<Message> {
   }
 
   /** @internal Called by the client with each PUSH for this queue. */
-  _push(data: Buffer): void {
-    if (this.state !== State.Open) return;
+  _push(data: Buffer, lease?: LeaseInfo): void {
+    if (this.state !== State.Open) {
+      // Past max or after close: give a leased message back now rather than when its lease runs out.
+      if (lease) this.host.leased(this.queue, data, lease).nack().catch(() => {});
+      return;
+    }
     this.received++;
-    const msg = new Message(this.queue, data);
+    const msg = (lease ? this.host.leased(this.queue, data, lease) : new Message(this.queue, data)) as M;
     if (this.waiter) {
       const w = this.waiter;
       this.waiter = null;
@@ -233,6 +258,10 @@ export class Consumer implements AsyncIterable<Message> {
     }
     if (err && !this.error) this.error = err;
     if (drop) {
+      for (let i = this.bufHead; i < this.buffer.length; i++) {
+        const m = this.buffer[i];
+        if (m instanceof LeasedMessage && !m.settled && !err) m.nack().catch(() => {});
+      }
       this.buffer.length = 0;
       this.bufHead = 0;
     }

@@ -17,7 +17,8 @@ export type ServerErrorCode =
   | 'SHUTTING_DOWN'
   | 'INTERNAL'
   | 'BAD_SCHEDULE'
-  | 'NO_SCHEDULE';
+  | 'NO_SCHEDULE'
+  | 'UNKNOWN_LEASE';
 
 /** Base class of every error this library raises; `code` is stable, `message` is for people. */
 export class BeussError extends Error {
@@ -80,6 +81,8 @@ export class InternalServerError extends ServerError {}
 export class BadScheduleError extends ServerError {}
 /** `NO_SCHEDULE`: no schedule has that name. */
 export class NoScheduleError extends ServerError {}
+/** ACK, NACK or TOUCH of a lease this connection does not hold (settled, expired, or another connection's). */
+export class UnknownLeaseError extends ServerError {}
 
 const SERVER_ERRORS: Record<ServerErrorCode, new (code: string, text: string) => ServerError> = {
   LINE_TOO_LONG: LineTooLongError,
@@ -97,6 +100,7 @@ const SERVER_ERRORS: Record<ServerErrorCode, new (code: string, text: string) =>
   INTERNAL: InternalServerError,
   BAD_SCHEDULE: BadScheduleError,
   NO_SCHEDULE: NoScheduleError,
+  UNKNOWN_LEASE: UnknownLeaseError,
 };
 
 /**

@@ -37,8 +37,9 @@ from .errors import (
     TooLargeError,
     TooManyConnectionsError,
     UnknownCommandError,
+    UnknownLeaseError,
 )
-from .message import ChannelEvent, Message
+from .message import ChannelEvent, LeasedMessage, Message
 
 __version__ = "0.1.0"
 
@@ -50,6 +51,7 @@ __all__ = [
     "Message",
     "Subscription",
     "ChannelEvent",
+    "LeasedMessage",
     "QueueInfo",
     "ScheduleInfo",
     "DEFAULT_MAX_BUFFERED",
@@ -79,4 +81,5 @@ __all__ = [
     "InternalServerError",
     "BadScheduleError",
     "NoScheduleError",
+    "UnknownLeaseError",
 ]

@@ -353,11 +353,12 @@ class ReplyParser:
         if word == b"PUSH":
             # The hot path of a consumer: checked first, parsed inline.
             args = rest.split()
-            if len(args) != 2 or not args[1].isdigit() or len(args[1]) > 19:
+            # A leased push (4 fields) takes the general path below.
+            if len(args) != 4 and (len(args) != 2 or not args[1].isdigit() or len(args[1]) > 19):
                 raise ProtocolError(f"bad PUSH line from the server: {line[:200]!r}")
             start = nl + 1
             stop = start + int(args[1])
-            if len(buf) > stop + 1 and buf[stop] == 13 and buf[stop + 1] == 10:
+            if len(args) == 2 and len(buf) > stop + 1 and buf[stop] == 13 and buf[stop + 1] == 10:
                 self._pos = stop + 2
                 return (PUSH, args[0], bytes(buf[start:stop]))
         if word == b"OK":
@@ -365,15 +366,22 @@ class ReplyParser:
             return (OK, rest.split())
         if word == b"MSG" or word == b"DATA" or word == b"PUSH" or word == b"EVENT":
             args = rest.split()
+            # A leased MSG or PUSH adds "<id> <deliveries>" after the length.
+            lease: Tuple[Any, ...] = ()
             if word == b"PUSH" or word == b"EVENT":
-                if len(args) != 2:
+                if len(args) != 2 and not (word == b"PUSH" and len(args) == 4):
                     raise ProtocolError(f"bad {word.decode()} line from the server: {line[:200]!r}")
                 n = _length(args[1], line)
+                extra = args[2:]
             else:
-                if len(args) != 1:
-                    # Leased messages (a later protocol version) add fields.
+                if len(args) != 1 and not (word == b"MSG" and len(args) == 3):
                     raise ProtocolError(f"unexpected {word.decode()} line from the server: {line[:200]!r}")
                 n = _length(args[0], line)
+                extra = args[1:]
+            if extra:
+                if not all(t.isdigit() and len(t) <= 19 for t in extra):
+                    raise ProtocolError(f"bad lease in a line from the server: {line[:200]!r}")
+                lease = (extra[0].decode(), int(extra[1]))
             start = nl + 1
             stop = start + n
             if len(buf) <= stop:
@@ -391,10 +399,10 @@ class ReplyParser:
             payload = bytes(buf[start:stop])
             self._pos = after
             if word == b"PUSH":
-                return (PUSH, args[0], payload)
+                return (PUSH, args[0], payload) + lease
             if word == b"EVENT":
                 return (EVENT, args[0], payload)
-            return (MSG if word == b"MSG" else DATA, payload)
+            return (MSG if word == b"MSG" else DATA, payload) + lease
         self._pos = nl + 1
         if word == b"EMPTY" and not rest:
             return (EMPTY,)

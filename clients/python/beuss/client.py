@@ -16,11 +16,12 @@ from .errors import (
     AlreadySubscribedError,
     BeussError,
     ConnectionError,
+    InvalidArgumentError,
     ProtocolError,
     ServerError,
     server_error,
 )
-from .message import ChannelEvent, Message
+from .message import ChannelEvent, LeasedMessage, Message
 
 __all__ = ["Client", "Consumer", "Pipeline", "connect", "DEFAULT_PREFETCH", "MAX_PREFETCH"]
 
@@ -68,6 +69,13 @@ def _ok_int(reply: P.Reply, request: str) -> int:
     if reply[0] is not P.OK or not reply[1] or not reply[1][0].isdigit():
         raise _unexpected(reply, request)
     return int(reply[1][0])
+
+
+def _lease_id(id: Any) -> bytes:
+    s = str(id)
+    if not s.isdigit() or len(s) > 19:
+        raise InvalidArgumentError(f"a lease id is 1 to 19 decimal digits, got {id!r}")
+    return s.encode()
 
 
 def _msg_or_none(reply: P.Reply, request: str) -> Optional[bytes]:
@@ -483,6 +491,58 @@ class Client:
         encode_put, payload_bytes = P.encode_put, P.payload_bytes
         results = self._pipelined((encode_put(q, payload_bytes(m)) for m in messages), lambda r: _ok_int(r, "PUT"), ok_ints=True)
         return results  # type: ignore[return-value]  # no None: errors were raised
+
+    def get_leased(
+        self, queue: P.QueueName, lease: float, wait: Optional[float] = None, max_deliver: Optional[int] = None
+    ) -> Optional[LeasedMessage]:
+        """Takes the message at the head of ``queue`` under a lease of ``lease`` seconds (at-least-once).
+
+        Returns a :class:`LeasedMessage` to ``ack()``, or None if the queue is
+        empty (after ``wait`` seconds, if given). Unacknowledged when the
+        lease runs out or this client disconnects, the message goes back to
+        the head of the queue; after ``max_deliver`` deliveries (server
+        default 5) it goes to the dead-letter queue ``<queue>.dead``.
+        """
+        q = P.queue_bytes(queue)
+        ms = 0 if wait is None else P.seconds_to_ms(wait, "wait")
+        lease_ms = P.seconds_to_ms(lease, "lease")
+        if lease_ms < 1 or lease_ms > 0xFFFFFFFF:
+            raise InvalidArgumentError(f"lease must be from 0.001 to 4294967 seconds, got {lease!r}")
+        req = b"GET %s" % q
+        if ms:
+            req += b" WAIT %d" % ms
+        req += b" LEASE %d" % lease_ms
+        if max_deliver is not None:
+            P.check_int(max_deliver, "max_deliver", 1, 0xFFFFFFFF)
+            req += b" MAXDELIVER %d" % max_deliver
+        reply = self._call(req + b"\r\n", ms / 1000)
+        if reply[0] is P.EMPTY:
+            return None
+        if reply[0] is not P.MSG or len(reply) != 4:
+            raise _unexpected(reply, "GET ... LEASE")
+        return LeasedMessage(q.decode("utf-8", "surrogateescape"), reply[1], reply[2], reply[3], self)
+
+    def ack(self, id: str) -> None:
+        """Acknowledges the leased delivery ``id``: the message is deleted. Raises UnknownLeaseError if it is not held."""
+        self._settle(b"ACK %s\r\n" % _lease_id(id), "ACK")
+
+    def nack(self, id: str, delay: Optional[float] = None) -> None:
+        """Gives the leased delivery ``id`` back: ready again at the head of its queue, now or after ``delay`` seconds."""
+        ms = 0 if delay is None else P.seconds_to_ms(delay, "delay")
+        req = b"NACK %s DELAY %d\r\n" % (_lease_id(id), ms) if ms else b"NACK %s\r\n" % _lease_id(id)
+        self._settle(req, "NACK")
+
+    def touch(self, id: str, seconds: Optional[float] = None) -> None:
+        """Extends the lease ``id`` to ``seconds`` from now (default: the lease's own duration)."""
+        if seconds is None:
+            self._settle(b"TOUCH %s\r\n" % _lease_id(id), "TOUCH")
+        else:
+            self._settle(b"TOUCH %s %d\r\n" % (_lease_id(id), max(1, P.seconds_to_ms(seconds, "seconds"))), "TOUCH")
+
+    def _settle(self, request: bytes, what: str) -> None:
+        reply = self._call(request)
+        if reply[0] is not P.OK:
+            raise _unexpected(reply, what)
 
     def get(self, queue: P.QueueName, wait: Optional[float] = None) -> Optional[bytes]:
         """Takes the message at the head of ``queue``; returns its bytes, or None if the queue is empty.

@@ -169,6 +169,10 @@ class NoScheduleError(ServerError):
     """``NO_SCHEDULE``: no schedule has that name."""
 
 
+class UnknownLeaseError(ServerError):
+    """``UNKNOWN_LEASE``: ACK, NACK or TOUCH of a lease this connection does not hold (settled, expired, another's)."""
+
+
 _BY_CODE: Dict[str, Type[ServerError]] = {
     "LINE_TOO_LONG": LineTooLongError,
     "BAD_FRAME": BadFrameError,
@@ -185,6 +189,7 @@ _BY_CODE: Dict[str, Type[ServerError]] = {
     "INTERNAL": InternalServerError,
     "BAD_SCHEDULE": BadScheduleError,
     "NO_SCHEDULE": NoScheduleError,
+    "UNKNOWN_LEASE": UnknownLeaseError,
 }
 
 # Codes after which the server closes the connection (PROTOCOL.md, Error codes).

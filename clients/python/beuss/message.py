@@ -1,9 +1,9 @@
 """What a consumer receives: the bytes plus the queue they came from."""
 
 import json as _json
-from typing import Any
+from typing import Any, Optional
 
-__all__ = ["Message", "ChannelEvent"]
+__all__ = ["Message", "ChannelEvent", "LeasedMessage"]
 
 
 class Message:
@@ -72,3 +72,35 @@ class ChannelEvent:
         more = "..." if len(self.data) > 40 else ""
         lost = f" after {self.dropped_before} dropped" if self.dropped_before else ""
         return f"<beuss.ChannelEvent channel={self.channel!r} data={shown!r}{more}{lost}>"
+
+
+class LeasedMessage(Message):
+    """A message taken under a lease (``get(..., lease=...)``): ``id`` (str) names
+    this delivery, ``deliveries`` counts the deliveries of the message under a
+    lease, this one included. Settle it with :meth:`ack` (done, deleted) or
+    :meth:`nack` (put back, optionally after ``delay`` seconds); extend it with
+    :meth:`touch`. Unsettled when the lease runs out or the connection closes,
+    it goes back to the head of its queue."""
+
+    __slots__ = ("id", "deliveries", "_client")
+
+    def __init__(self, queue: str, data: bytes, id: str, deliveries: int, client: Any) -> None:
+        super().__init__(queue, data)
+        self.id = id
+        self.deliveries = deliveries
+        self._client = client
+
+    def ack(self) -> None:
+        """Acknowledges the message; raises UnknownLeaseError if the lease already ended."""
+        self._client.ack(self.id)
+
+    def nack(self, delay: Optional[float] = None) -> None:
+        """Gives the message back, ready again now or after ``delay`` seconds."""
+        self._client.nack(self.id, delay)
+
+    def touch(self, seconds: Optional[float] = None) -> None:
+        """Extends the lease to ``seconds`` from now (default: its own duration)."""
+        self._client.touch(self.id, seconds)
+
+    def __repr__(self) -> str:
+        return f"<beuss.LeasedMessage queue={self.queue!r} id={self.id} deliveries={self.deliveries} ({len(self.data)} bytes)>"
