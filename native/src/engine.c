@@ -53,6 +53,7 @@ typedef struct bsub {
     uint32_t lease_ms;   /* ON ... LEASE: pushes are leased; 0 = plain */
     uint32_t maxdeliver;
     uint32_t gen;        /* tells this ON from an earlier one of c on q */
+    uint32_t withheld;   /* credit of expired leases, given back when c shows life */
 } bsub;
 
 /* bcsub is a SUB: connection c listening on channel ch. */
@@ -750,18 +751,46 @@ static void lease_drop(beuss_engine *e, blease *l)
 }
 
 /* lease_credit gives back the credit l used, if it came from its holder's
- * current ON of that queue (prefetch semantics), and schedules a pump. */
-static void lease_credit(beuss_engine *e, blease *l)
+ * current ON of that queue (prefetch semantics), and schedules a pump. An
+ * expired lease's credit is withheld instead: a consumer that lets leases
+ * run out is stalled or too slow, and would only be handed the same
+ * messages again; it gets the credit back with its next ACK, NACK, TOUCH or
+ * CREDIT (conn_alive). */
+static void lease_credit(beuss_engine *e, blease *l, int expired)
 {
     bsub *s;
     if (l->c == NULL || l->sub_gen == 0)
         return;
     s = sub_find(l->c, l->q);
-    if (s == NULL || s->gen != l->sub_gen || s->credit == UINT32_MAX)
+    if (s == NULL || s->gen != l->sub_gen)
+        return;
+    if (expired) {
+        if (s->withheld < UINT32_MAX)
+            s->withheld++;
+        return;
+    }
+    if (s->credit == UINT32_MAX)
         return;
     s->credit++;
     sub_update(s);
     pump_later(e, l->q);
+}
+
+/* conn_alive gives c's subscriptions back the credit withheld for their
+ * expired leases: c just settled, touched or granted something. */
+static void conn_alive(beuss_engine *e, bconn *c)
+{
+    bsub *s;
+    for (s = c->subs; s; s = s->cnext) {
+        uint64_t credit;
+        if (s->withheld == 0)
+            continue;
+        credit = (uint64_t)s->credit + s->withheld;
+        s->credit = credit > UINT32_MAX ? UINT32_MAX : (uint32_t)credit;
+        s->withheld = 0;
+        sub_update(s);
+        pump_later(e, s->q);
+    }
 }
 
 /* dead_name writes the name of q's dead-letter queue into name and returns
@@ -1597,12 +1626,14 @@ static void do_credit(beuss_engine *e, bconn *c, const bframe *f)
         reply_err(e, c, BE_NOT_SUBSCRIBED, "no ON for that queue on this connection");
         return;
     }
+    conn_alive(e, c);
     credit = (uint64_t)s->credit + n;
     s->credit = credit > UINT32_MAX ? UINT32_MAX : (uint32_t)credit;
     if (reply_ok_num(e, c, s->credit) != 0)
         return;
     sub_update(s);
-    pump(e, q);
+    pump_later(e, q);
+    pump_pending(e);
 }
 
 static void do_off(beuss_engine *e, bconn *c, const bframe *f)
@@ -1646,10 +1677,13 @@ static void do_ack(beuss_engine *e, bconn *c, const bframe *f)
     blease *l;
     if (!check_args(e, c, f, 2, 2, "usage: ACK <id>"))
         return;
+    conn_alive(e, c);
     l = find_lease(e, c, f->tok[1]);
-    if (l == NULL)
+    if (l == NULL) {
+        pump_pending(e);
         return;
-    lease_credit(e, l);
+    }
+    lease_credit(e, l, 0);
     lease_drop(e, l);
     e->st.acked++;
     if (REPLY(e, c, "OK\r\n") == 0)
@@ -1671,10 +1705,13 @@ static void do_nack(beuss_engine *e, bconn *c, const bframe *f)
         err_number(e, c, f->tok[3]);
         return;
     }
+    conn_alive(e, c);
     l = find_lease(e, c, f->tok[1]);
-    if (l == NULL)
+    if (l == NULL) {
+        pump_pending(e);
         return;
-    lease_credit(e, l);
+    }
+    lease_credit(e, l, 0);
     e->st.nacked++;
     if (ms == 0 || l->deliveries >= l->maxdeliver) {
         lease_return(e, l); /* on no memory it is retried later */
@@ -1699,15 +1736,17 @@ static void do_touch(beuss_engine *e, bconn *c, const bframe *f)
         err_number(e, c, f->tok[2]);
         return;
     }
+    conn_alive(e, c);
     l = find_lease(e, c, f->tok[1]);
-    if (l == NULL)
-        return;
-    if (f->ntok == 2)
-        ms = l->lease_ms;
-    heap_remove(&e->timers, &l->t);
-    l->t.at = deadline_after(e->now_ms, ms);
-    (void)heap_insert(&e->timers, &e->al, &l->t); /* it was just removed */
-    REPLY(e, c, "OK\r\n");
+    if (l != NULL) {
+        if (f->ntok == 2)
+            ms = l->lease_ms;
+        heap_remove(&e->timers, &l->t);
+        l->t.at = deadline_after(e->now_ms, ms);
+        (void)heap_insert(&e->timers, &e->al, &l->t); /* it was just removed */
+        REPLY(e, c, "OK\r\n");
+    }
+    pump_pending(e);
 }
 
 static void do_len(beuss_engine *e, bconn *c, const bframe *f)
@@ -2654,7 +2693,7 @@ int beuss_tick(beuss_engine *e, uint64_t now_ms)
             heap_remove(&e->timers, t);
             if (l->c != NULL) { /* expired; a held one (NACK delay) just ends */
                 e->st.expired++;
-                lease_credit(e, l);
+                lease_credit(e, l, 1);
                 lease_detach(l);
             }
             l->xnext = due; /* a stack: the latest due goes back first */
