@@ -751,11 +751,11 @@ static void lease_drop(beuss_engine *e, blease *l)
 }
 
 /* lease_credit gives back the credit l used, if it came from its holder's
- * current ON of that queue (prefetch semantics), and schedules a pump. An
- * expired lease's credit is withheld instead: a consumer that lets leases
- * run out is stalled or too slow, and would only be handed the same
- * messages again; it gets the credit back with its next ACK, NACK, TOUCH or
- * CREDIT (conn_alive). */
+ * current ON of that queue (prefetch semantics), and schedules a pump. When
+ * l expired, that subscription's credit is withheld instead, all of it: a
+ * consumer that lets leases run out is stalled or too slow, and pushing it
+ * more (or the same messages again) would only strand them; it gets the
+ * credit back with its next ACK, NACK, TOUCH or CREDIT (conn_alive). */
 static void lease_credit(beuss_engine *e, blease *l, int expired)
 {
     bsub *s;
@@ -765,8 +765,11 @@ static void lease_credit(beuss_engine *e, blease *l, int expired)
     if (s == NULL || s->gen != l->sub_gen)
         return;
     if (expired) {
-        if (s->withheld < UINT32_MAX)
-            s->withheld++;
+        /* Its unused credit too: pushing more to it would strand more. */
+        uint64_t w = (uint64_t)s->withheld + s->credit + 1;
+        s->withheld = w > UINT32_MAX ? UINT32_MAX : (uint32_t)w;
+        s->credit = 0;
+        sub_update(s);
         return;
     }
     if (s->credit == UINT32_MAX)

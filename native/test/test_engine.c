@@ -1927,7 +1927,7 @@ static void test_lease_credit(void)
     EXPECT(&h, a, "OK\r\nPUSH q 1 3 1\r\n3\r\n");
     h_feeds(&h, a, "NACK 2\r\n");
     EXPECT(&h, a, "OK\r\nPUSH q 1 4 2\r\n2\r\n");
-    beuss_tick(h.e, 2000); /* both expire: their credit is withheld */
+    beuss_tick(h.e, 2000); /* both expire: the subscription's credit is withheld */
     h_drain(&h);
     EXPECT(&h, a, "");
     h_feed(&h, a, "ACK 3\r\n", 7, 2000); /* a late ACK shows life: credit back */
