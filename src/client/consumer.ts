@@ -258,7 +258,8 @@ export class Consumer<M extends Message = Message> implements AsyncIterable<M> {
     }
     if (err && !this.error) this.error = err;
     if (drop) {
-      for (let i = this.bufHead; i < this.buffer.length; i++) {
+      // Latest first: each NACK puts its message at the head, so they keep their order there.
+      for (let i = this.buffer.length - 1; i >= this.bufHead; i--) {
         const m = this.buffer[i];
         if (m instanceof LeasedMessage && !m.settled && !err) m.nack().catch(() => {});
       }
