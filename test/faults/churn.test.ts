@@ -141,7 +141,10 @@ describe('churn and abuse next to real work', () => {
     }
     const s = await observer.stats();
     expect(files, `open files ${files} vs baseline ${baseFiles}`).toBeLessThanOrEqual(Math.ceil(baseFiles * 1.1));
-    expect(Number(s.memory), `engine memory ${s.memory} vs baseline ${baseMemory}`).toBeLessThanOrEqual(baseMemory * 1.1);
+    // The engine holds a few KiB here (a handful of queues the vandals create and idle
+    // cleanup drops): 10% of that is noise, so the bound also allows 64 KiB, still far below
+    // what 100,000 messages or 2,000 connections would leave behind if anything leaked.
+    expect(Number(s.memory), `engine memory ${s.memory} vs baseline ${baseMemory}`).toBeLessThanOrEqual(Math.max(baseMemory * 1.1, baseMemory + 64 * 1024));
     expect(rss, `RSS ${rss} vs baseline ${baseRss}`).toBeLessThanOrEqual(baseRss * 1.5);
     expect(s.connections).toBe(1);
     expect(Number(s.protocol_errors)).toBeGreaterThan(0);
