@@ -49,7 +49,7 @@
 #include <unistd.h>
 
 enum proto { P_BEUSS, P_REDIS, P_NATS, P_BEANSTALK };
-enum mode { M_PRODUCE, M_CONSUME, M_E2E, M_RTT };
+enum mode { M_PRODUCE, M_CONSUME, M_E2E, M_RTT, M_FANOUT };
 enum ckind { C_GET, C_PUSH, C_BLOCK };
 enum role { R_PRODUCER, R_CONSUMER };
 enum ev { EV_NONE, EV_ACK, EV_MSG, EV_EMPTY, EV_ERR, EV_PONG, EV_PING, EV_INFO, EV_DEL, EV_SKIP };
@@ -167,7 +167,7 @@ static int64_t classify_line(parser *p, const char *s, size_t n, event *ev) {
     switch (p->proto) {
     case P_BEUSS:
         if (starts(s, n, "OK")) ev->kind = EV_ACK;
-        else if (starts(s, n, "MSG ") || starts(s, n, "PUSH ")) {
+        else if (starts(s, n, "MSG ") || starts(s, n, "PUSH ") || starts(s, n, "EVENT ")) {
             if ((v = last_num(s, n)) < 0) return -1;
             ev->kind = EV_MSG;
             return v;
@@ -329,10 +329,13 @@ static void frame_parts(char *pre, size_t presz, char *post, size_t postsz, int 
     size_t ql = strlen(opt.queue);
     switch (opt.proto) {
     case P_BEUSS:
-        snprintf(pre, presz, "PUT %s %zu\r\n", opt.queue, opt.size);
+        snprintf(pre, presz, "%s %s %zu\r\n", opt.mode == M_FANOUT ? "PUB" : "PUT", opt.queue, opt.size);
         break;
     case P_REDIS:
-        snprintf(pre, presz, "*3\r\n$5\r\nLPUSH\r\n$%zu\r\n%s\r\n$%zu\r\n", ql, opt.queue, opt.size);
+        if (opt.mode == M_FANOUT)
+            snprintf(pre, presz, "*3\r\n$7\r\nPUBLISH\r\n$%zu\r\n%s\r\n$%zu\r\n", ql, opt.queue, opt.size);
+        else
+            snprintf(pre, presz, "*3\r\n$5\r\nLPUSH\r\n$%zu\r\n%s\r\n$%zu\r\n", ql, opt.queue, opt.size);
         break;
     case P_NATS:
         snprintf(pre, presz, "PUB %s %zu\r\n", opt.queue, opt.size);
@@ -413,7 +416,7 @@ static uint64_t n_per_producer;
 static _Atomic uint64_t *consumed_from; /* per producer */
 static _Atomic uint64_t consumed_total;
 static _Atomic uint64_t *seen_bits;     /* per message: delivered yet? */
-static _Atomic uint64_t bad_stamp, dup_msgs, order_errs;
+static _Atomic uint64_t bad_stamp, dup_msgs, order_errs, missing_fanout;
 static uint64_t *send_ts;               /* per message: time written/intended */
 static uint64_t *lat;                   /* per message: delivery latency */
 static char *shared_body;               /* large messages: the bytes after the stamp */
@@ -505,6 +508,8 @@ static void check_done(uint64_t now) {
 
 /* ---- consumer side: verify every message ------------------------------- */
 
+static void verify_fanout(conn *c, uint64_t pid, uint64_t seq, uint64_t now);
+
 static void verify_msg(conn *c, event *ev, uint64_t now) {
     if (ev->headlen < SEQ_DIGITS) {
         atomic_fetch_add(&bad_stamp, 1);
@@ -527,6 +532,10 @@ static void verify_msg(conn *c, event *ev, uint64_t now) {
         set_err(c, "sequence stamp out of range", ev->head, SEQ_DIGITS);
         return;
     }
+    if (opt.mode == M_FANOUT) {
+        verify_fanout(c, pid, seq, now);
+        return;
+    }
     uint64_t g = pid * n_per_producer + seq;
     uint64_t bit = 1ull << (g & 63);
     if (atomic_fetch_or(&seen_bits[g >> 6], bit) & bit) {
@@ -545,6 +554,21 @@ static void verify_msg(conn *c, event *ev, uint64_t now) {
     last[pid] = seq;
     if (lat && send_ts) lat[g] = now - send_ts[g];
     atomic_fetch_add(&consumed_from[pid], 1);
+    atomic_fetch_add(&consumed_total, 1);
+}
+
+/* verify_fanout checks that subscriber c receives every message, in publish
+ * order: the next one expected is c->credit_base (unused otherwise). */
+static void verify_fanout(conn *c, uint64_t pid, uint64_t seq, uint64_t now) {
+    (void)pid;
+    uint64_t want = atomic_load(&c->credit_base);
+    if (seq != want) {
+        if (seq > want) atomic_fetch_add(&missing_fanout, seq - want);
+        else atomic_fetch_add(&order_errs, 1);
+        set_err(c, seq > want ? "subscriber missed messages" : "message out of order or repeated", NULL, 0);
+    }
+    if (seq >= want) atomic_store(&c->credit_base, seq + 1);
+    if (c->idx == 0 && lat && send_ts) lat[seq] = now - send_ts[seq];
     atomic_fetch_add(&consumed_total, 1);
 }
 
@@ -623,9 +647,21 @@ static uint64_t refill(uint64_t remaining) {
     return r < remaining ? r : (remaining ? remaining : 1);
 }
 
+/* window_base returns how many of producer c's messages count as done for
+ * its window: acknowledged (produce), consumed (e2e), or received by every
+ * subscriber (fanout). */
+static uint64_t window_base(conn *c) {
+    if (opt.mode == M_E2E) return atomic_load(&consumed_from[c->idx]);
+    if (opt.mode != M_FANOUT) return atomic_load(&c->replies);
+    uint64_t m = UINT64_MAX;
+    for (int i = 0; i < nconns; i++)
+        if (conns[i].role == R_CONSUMER && atomic_load(&conns[i].msgs) < m) m = atomic_load(&conns[i].msgs);
+    return m == UINT64_MAX ? 0 : m;
+}
+
 static int producer_blocked(conn *c) {
     uint64_t sent = atomic_load(&c->sent);
-    uint64_t base = opt.mode == M_E2E ? atomic_load(&consumed_from[c->idx]) : atomic_load(&c->replies);
+    uint64_t base = window_base(c);
     uint64_t inflight = sent - base;
     return inflight >= opt.window || opt.window - inflight < refill(c->n - sent);
 }
@@ -671,7 +707,7 @@ static void *producer_writer(void *arg) {
     if (batch == 0) batch = 1;
     double rate = opt.rate > 0 ? opt.rate / opt.producers : 0;
     while (i < c->n && !atomic_load(&stop_flag)) {
-        uint64_t base = opt.mode == M_E2E ? atomic_load(&consumed_from[c->idx]) : atomic_load(&c->replies);
+        uint64_t base = window_base(c);
         uint64_t inflight = i - base;
         if (inflight >= opt.window || opt.window - inflight < refill(c->n - i)) {
             progress_wait(producer_blocked, c);
@@ -818,6 +854,11 @@ static int all_done(void) {
             if (atomic_load(&c->replies) < need) return 0;
         }
     }
+    if (opt.mode == M_FANOUT) {
+        for (int i = 0; i < nconns; i++)
+            if (conns[i].role == R_CONSUMER && atomic_load(&conns[i].msgs) < opt.n) return 0;
+        return 1;
+    }
     for (int i = 0; i < nconns; i++)
         if (conns[i].role == R_CONSUMER && opt.ckind == C_PUSH)
             return atomic_load(&consumed_total) >= opt.n;
@@ -893,7 +934,8 @@ static void setup_conn(conn *c) {
         sync_cmd(c, NULL, "INFO");
         sync_cmd(c, "CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false}\r\nPING\r\n", "PONG");
         if (c->role == R_CONSUMER) {
-            snprintf(req, sizeof req, "SUB %s g 1\r\nPING\r\n", opt.queue);
+            /* a queue group shares messages; fan-out has every subscriber get all */
+            snprintf(req, sizeof req, opt.mode == M_FANOUT ? "SUB %s 1\r\nPING\r\n" : "SUB %s g 1\r\nPING\r\n", opt.queue);
             sync_cmd(c, req, "PONG");
         }
     } else if (opt.proto == P_BEANSTALK) {
@@ -904,6 +946,16 @@ static void setup_conn(conn *c) {
             snprintf(req, sizeof req, "watch %s\r\n", opt.queue);
             sync_cmd(c, req, "WATCHING");
             sync_cmd(c, "ignore default\r\n", "WATCHING");
+        }
+    } else if (opt.mode == M_FANOUT && c->role == R_CONSUMER) {
+        if (opt.proto == P_BEUSS) {
+            snprintf(req, sizeof req, "SUB %s\r\n", opt.queue);
+            sync_cmd(c, req, "OK");
+        } else if (opt.proto == P_REDIS) {
+            snprintf(req, sizeof req, "*2\r\n$9\r\nSUBSCRIBE\r\n$%zu\r\n%s\r\n", strlen(opt.queue), opt.queue);
+            sync_cmd(c, req, ":");
+        } else {
+            die(2, "fan-out applies to beuss, redis and nats");
         }
     } else if (opt.proto == P_BEUSS && c->role == R_CONSUMER && opt.ckind == C_PUSH) {
         snprintf(req, sizeof req, "ON %s CREDIT %llu\r\n", opt.queue, (unsigned long long)opt.window);
@@ -1027,7 +1079,7 @@ static void json_str(const char *k, const char *s) {
 }
 
 static const char *proto_names[] = {"beuss", "redis", "nats", "beanstalk"};
-static const char *mode_names[] = {"produce", "consume", "e2e", "rtt"};
+static const char *mode_names[] = {"produce", "consume", "e2e", "rtt", "fanout"};
 static const char *ckind_names[] = {"get", "push", "block"};
 
 /* ---- rtt: one request at a time ---------------------------------------- */
@@ -1122,7 +1174,7 @@ int main(int argc, char **argv) {
         if (i + 1 >= argc) usage();
         const char *v = argv[++i];
         if (!strcmp(a, "--proto")) opt.proto = lookup(v, proto_names, 4, "protocol");
-        else if (!strcmp(a, "--mode")) opt.mode = lookup(v, mode_names, 4, "mode");
+        else if (!strcmp(a, "--mode")) opt.mode = lookup(v, mode_names, 5, "mode");
         else if (!strcmp(a, "--consume")) opt.ckind = lookup(v, ckind_names, 3, "consume kind");
         else if (!strcmp(a, "--host")) opt.host = v;
         else if (!strcmp(a, "--port")) opt.port = atoi(v);
@@ -1144,12 +1196,17 @@ int main(int argc, char **argv) {
     prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0); /* precise sleeps for --rate */
     signal(SIGPIPE, SIG_IGN); /* a closed connection is an error to report */
     if (opt.mode == M_RTT) return run_rtt();
-    if (opt.proto == P_NATS && opt.mode != M_E2E)
-        die(2, "nats has no queue to fill or drain: only --mode e2e and rtt apply");
+    if (opt.proto == P_NATS && opt.mode != M_E2E && opt.mode != M_FANOUT)
+        die(2, "nats has no queue to fill or drain: only --mode e2e, fanout and rtt apply");
+    if (opt.mode == M_FANOUT) {
+        if (opt.producers != 1) die(2, "--mode fanout takes one publisher");
+        opt.ckind = C_PUSH;
+        if (opt.proto == P_BEANSTALK) die(2, "beanstalkd has no publish/subscribe");
+    }
     if (opt.mode == M_E2E && opt.proto == P_BEUSS) opt.ckind = C_PUSH;
     if (opt.mode == M_E2E && opt.proto == P_NATS) opt.ckind = C_PUSH;
     if (opt.mode == M_E2E && (opt.proto == P_REDIS || opt.proto == P_BEANSTALK)) opt.ckind = C_BLOCK;
-    if (opt.ckind == C_PUSH && opt.proto != P_BEUSS && opt.proto != P_NATS)
+    if (opt.ckind == C_PUSH && opt.mode != M_FANOUT && opt.proto != P_BEUSS && opt.proto != P_NATS)
         die(2, "--consume push applies to beuss and nats only");
     if (opt.ckind == C_BLOCK && opt.proto == P_BEUSS)
         die(2, "beuss takes blocking consumers with push (ON) here");
@@ -1164,7 +1221,7 @@ int main(int argc, char **argv) {
     consumed_from = calloc((size_t)opt.producers, sizeof *consumed_from);
     seen_bits = calloc((opt.n + 63) / 64, sizeof *seen_bits);
     if (!conns || !consumed_from || !seen_bits) die(2, "out of memory");
-    if (opt.mode == M_E2E) {
+    if (opt.mode == M_E2E || opt.mode == M_FANOUT) {
         send_ts = calloc(opt.n, sizeof *send_ts);
         lat = calloc(opt.n, sizeof *lat);
         if (!send_ts || !lat) die(2, "out of memory");
@@ -1202,7 +1259,7 @@ int main(int argc, char **argv) {
         conn *c = &conns[i];
         pthread_create(&c->rd, NULL, reader_main, c);
         void *(*w)(void *) = c->role == R_PRODUCER ? producer_writer
-                             : opt.ckind == C_PUSH  ? (opt.proto == P_BEUSS ? credit_writer : NULL)
+                             : opt.ckind == C_PUSH  ? (opt.proto == P_BEUSS && opt.mode != M_FANOUT ? credit_writer : NULL)
                                                     : taker_writer;
         if (w) pthread_create(&c->wr, NULL, w, c);
         else c->wr = 0;
@@ -1239,6 +1296,11 @@ int main(int argc, char **argv) {
     uint64_t distinct = 0;
     for (uint64_t w = 0; w < (opt.n + 63) / 64; w++) distinct += (uint64_t)__builtin_popcountll(seen_bits[w]);
     uint64_t missing = nc ? opt.n - distinct : 0;
+    if (opt.mode == M_FANOUT) {
+        missing = missing_fanout;
+        for (int i = 0; i < nconns; i++)
+            if (conns[i].role == R_CONSUMER) missing += opt.n - atomic_load(&conns[i].credit_base);
+    }
     double secs = (t1 - t_start) / 1e9;
     uint64_t done = nc ? atomic_load(&consumed_total) : acks;
     size_t body = opt.size;
@@ -1258,8 +1320,11 @@ int main(int argc, char **argv) {
     if (lat) {
         /* only delivered messages have a latency; pack them */
         size_t m = 0;
-        for (uint64_t g = 0; g < opt.n; g++)
-            if (seen_bits[g >> 6] & (1ull << (g & 63))) lat[m++] = lat[g];
+        if (opt.mode == M_FANOUT) /* the first subscriber's latencies */
+            m = (size_t)atomic_load(&conns[np].credit_base);
+        else
+            for (uint64_t g = 0; g < opt.n; g++)
+                if (seen_bits[g >> 6] & (1ull << (g & 63))) lat[m++] = lat[g];
         print_latency(lat, m);
     }
     printf(",\"ok\":%s", ok ? "true" : "false");
