@@ -26,6 +26,7 @@ function groups(report, window) {
   pick('consume-get', `consume (take), window ${window}`, 'M msg/s', atW);
   pick('e2e-1p1c', `1 producer + 1 consumer, window ${window}`, 'M msg/s', atW);
   pick('e2e-4p4c', '4 producers + 4 consumers', 'M msg/s');
+  pick('fanout', 'fan-out to 4 subscribers (deliveries)', 'M msg/s');
   pick('large', '1 MiB messages in', 'GiB/s', (r) => r.way.startsWith('in'), (r) => r.raw.median / 1024);
   pick('large', '1 MiB messages out', 'GiB/s', (r) => r.way.startsWith('out'), (r) => r.raw.median / 1024);
   return out;

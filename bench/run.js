@@ -14,7 +14,7 @@
 //   --vs <list>        peers to run side by side (default: all installed of
 //                      redis,nats,beanstalkd; "none" for beuss alone)
 //   --runs <n>         runs per figure (default 5, quick 3)
-//   --only <list>      scenarios to run (produce,e2e,e2e4,rtt,rate,large,memory,cli)
+//   --only <list>      scenarios to run (produce,e2e,e2e4,fanout,rtt,rate,large,memory,cli)
 //   --chart <file>     SVG chart path (default docs/bench.svg; "none" to skip)
 'use strict';
 
@@ -58,7 +58,7 @@ function usage(msg) {
   if (msg) process.stderr.write(`bench: ${msg}\n`);
   process.stderr.write(
     'usage: npm run bench -- [--quick] [--json FILE] [--vs redis,nats,beanstalkd|none] [--runs N]\n' +
-      '                        [--only produce,e2e,e2e4,rtt,rate,large,memory,cli] [--chart FILE|none]\n',
+      '                        [--only produce,e2e,e2e4,fanout,rtt,rate,large,memory,cli] [--chart FILE|none]\n',
   );
   process.exit(msg ? 2 : 0);
 }
@@ -553,6 +553,41 @@ async function scenarioE2E(servers, p, c, windows, runsN) {
   addTable(`e2e-${p}p${c}c`, `${p} producer${p > 1 ? 's' : ''} + ${c} consumer${c > 1 ? 's' : ''} at once, end to end`, how, E2E_COLS, rows);
 }
 
+/** Publishes to a channel with several subscribers, each of which must receive every message in order. */
+async function scenarioFanout(servers) {
+  const kinds = ORDER.filter((k) => servers[k] && ['beuss', 'redis', 'nats'].includes(k));
+  const subs = 4;
+  const w = 1024;
+  const n = CFG.n / 4;
+  const res = Object.fromEntries(kinds.map((k) => [k, []]));
+  for (let r = 0; r < CFG.runsSlow; r++) {
+    for (const k of rotate(kinds, r)) {
+      progress(`[fan-out] ${k} run ${r + 1}`);
+      res[k].push(loadgen(servers[k], ['--mode', 'fanout', '--n', n, '--size', CFG.size, '--window', w, '--consumers', subs, '--queue', freshQueue('fan')]));
+    }
+  }
+  const sms = Object.fromEntries(kinds.map((k) => [k, summarize(res[k], (x) => x.rate)]));
+  const rows = kinds.map((k) => {
+    const sm = sms[k];
+    const row = {
+      server: k, n: fmtN(n), subs, size: CFG.size, window: w, median: fmtRate(sm.median), min: fmtRate(sm.min), max: fmtRate(sm.max),
+      published: fmtRate(sm.median / subs), p50: fmtUs(sm.p50), p99: fmtUs(sm.p99), srv: fmtPct(sm.srvCpu), gen: fmtPct(sm.genCpu), verified: verified(sm), raw: sm,
+    };
+    if (k === 'beuss') {
+      const peers = {};
+      for (const o of kinds) if (o !== 'beuss') peers[o] = sms[o].median;
+      ratios(row, sm.median, peers);
+    }
+    return row;
+  });
+  addTable('fanout', `Fan-out: 1 publisher, ${subs} subscribers, every subscriber gets every message`,
+    'beuss: PUB + SUB (EVENT pushes); redis: PUBLISH + SUBSCRIBE; nats: PUB + plain SUB. The publisher keeps at most `window` messages not yet received by all subscribers; ' +
+      'rates count deliveries (published × subscribers); latency is the first subscriber\'s, from the write of a message. A dropped event (beuss DROPPED) fails the run.',
+    [['server', 'server'], ['N published', 'n'], ['subscribers', 'subs'], ['bytes', 'size'], ['window', 'window'], ['deliveries (median)', 'median'], ['min', 'min'], ['max', 'max'],
+      ['published', 'published'], ['p50', 'p50'], ['p99', 'p99'], ['server CPU', 'srv'], ['generator CPU', 'gen'], ['vs redis', 'vs_redis'], ['vs nats', 'vs_nats'], ['verified', 'verified']],
+    rows);
+}
+
 /** Measures unpipelined round trips (window 1) and latency at a fixed offered rate. */
 async function scenarioLatency(servers, which) {
   const kinds = ORDER.filter((k) => servers[k] && k !== 'null');
@@ -803,7 +838,7 @@ function versionOf(bin, args, re) {
 
 async function main() {
   const t0 = Date.now();
-  const want = new Set(opt.only ?? ['produce', 'e2e', 'e2e4', 'rtt', 'rate', 'large', 'memory', 'cli']);
+  const want = new Set(opt.only ?? ['produce', 'e2e', 'e2e4', 'fanout', 'rtt', 'rate', 'large', 'memory', 'cli']);
   TOOLS = buildTools();
   if (!fs.existsSync(path.join(ROOT, 'dist', 'cjs', 'server', 'main.js'))) {
     throw new Error('beuss is not built (no dist/): run `npm run build` first');
@@ -861,6 +896,7 @@ async function main() {
     await timed('produce', () => scenarioProduceConsume(servers));
     await timed('e2e', () => scenarioE2E(servers, 1, 1, CFG.windows, CFG.runs));
     await timed('e2e4', () => scenarioE2E(servers, 4, 4, [1024], CFG.runsSlow));
+    await timed('fanout', () => scenarioFanout(servers));
     await timed('rtt', () => scenarioLatency(servers, 'rtt'));
     await timed('rate', () => scenarioLatency(servers, 'rate'));
     await timed('cli', () => scenarioCli(servers.beuss));
@@ -884,7 +920,7 @@ async function main() {
     for (const k of Object.keys(servers)) await stopProcess(servers[k]);
   }
   report.scenarios.push({
-    id: 'later', title: 'Not measured yet', note: 'Fan-out (PUB/SUB channels) and at-least-once delivery (LEASE/ACK) are reserved in protocol v1 but not implemented by the server yet: their scenarios go here when they land.', cols: [], rows: [],
+    id: 'later', title: 'Not measured yet', note: 'At-least-once delivery (GET/ON with LEASE, then ACK) has no scenario yet: it goes here, next to beanstalkd\'s reserve/delete and redis LMOVE.', cols: [], rows: [],
   });
   report.targets = targets;
   report.meta.seconds = (Date.now() - t0) / 1000;
