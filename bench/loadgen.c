@@ -77,6 +77,7 @@ static struct {
     size_t size;
     uint64_t window;
     int producers, consumers;
+    int ack; /* beuss push: take under a lease (ON ... LEASE) and ACK each message */
     const char *queue;
     double rate;
     double timeout;
@@ -167,7 +168,19 @@ static int64_t classify_line(parser *p, const char *s, size_t n, event *ev) {
     switch (p->proto) {
     case P_BEUSS:
         if (starts(s, n, "OK")) ev->kind = EV_ACK;
-        else if (starts(s, n, "MSG ") || starts(s, n, "PUSH ") || starts(s, n, "EVENT ")) {
+        else if (opt.ack && starts(s, n, "PUSH ")) {
+            /* PUSH <queue> <bytes> <id> <deliveries> */
+            pos = 5;
+            while (pos < n && s[pos] != ' ') pos++;
+            pos++;
+            if ((v = parse_num(s, n, &pos)) < 0) return -1;
+            pos++;
+            int64_t id = parse_num(s, n, &pos);
+            if (id < 0) return -1;
+            ev->id = (uint64_t)id;
+            ev->kind = EV_MSG;
+            return v;
+        } else if (starts(s, n, "MSG ") || starts(s, n, "PUSH ") || starts(s, n, "EVENT ")) {
             if ((v = last_num(s, n)) < 0) return -1;
             ev->kind = EV_MSG;
             return v;
@@ -585,7 +598,7 @@ static void on_event(void *ctx, event *ev, uint64_t now) {
         if (c->role == R_CONSUMER) {
             verify_msg(c, ev, now);
             atomic_fetch_add(&c->msgs, 1);
-            if (opt.proto == P_BEANSTALK) {
+            if (opt.proto == P_BEANSTALK || opt.ack) {
                 uint64_t h = atomic_load(&c->ring_head);
                 c->ring[h & c->ring_mask] = ev->id;
                 atomic_store(&c->ring_head, h + 1);
@@ -838,6 +851,37 @@ static void *credit_writer(void *arg) {
     return NULL;
 }
 
+static int acker_blocked(conn *c) {
+    if (atomic_load(&stop_flag)) return 0;
+    return atomic_load(&c->ring_head) == atomic_load(&c->ring_tail);
+}
+
+/* ack_writer sends ACK <id> for every leased message the reader took (beuss
+ * ON ... LEASE): the server gives the credit back on each ACK, so no CREDIT
+ * is sent. The ring holds at most the window (the server's credit). */
+static void *ack_writer(void *arg) {
+    conn *c = arg;
+    char *acks = malloc(64 * 1024);
+    if (!acks) die(2, "out of memory");
+    while (!atomic_load(&stop_flag)) {
+        uint64_t head = atomic_load(&c->ring_head), tail = atomic_load(&c->ring_tail);
+        size_t al = 0;
+        while (tail != head && al < 64 * 1024 - 32) {
+            al += (size_t)sprintf(acks + al, "ACK %llu\r\n", (unsigned long long)c->ring[tail & c->ring_mask]);
+            tail++;
+        }
+        if (al) {
+            atomic_store(&c->ring_tail, tail);
+            if (write_all(c->fd, acks, al) < 0) break;
+            continue;
+        }
+        if (atomic_load(&consumed_total) >= opt.n) break;
+        progress_wait(acker_blocked, c);
+    }
+    free(acks);
+    return NULL;
+}
+
 /* ---- completion -------------------------------------------------------- */
 
 static int all_done(void) {
@@ -958,7 +1002,8 @@ static void setup_conn(conn *c) {
             die(2, "fan-out applies to beuss, redis and nats");
         }
     } else if (opt.proto == P_BEUSS && c->role == R_CONSUMER && opt.ckind == C_PUSH) {
-        snprintf(req, sizeof req, "ON %s CREDIT %llu\r\n", opt.queue, (unsigned long long)opt.window);
+        snprintf(req, sizeof req, opt.ack ? "ON %s CREDIT %llu LEASE 600000\r\n" : "ON %s CREDIT %llu\r\n", opt.queue,
+                 (unsigned long long)opt.window);
         sync_cmd(c, req, "OK");
     }
 }
@@ -1157,7 +1202,7 @@ static void usage(void) {
             "usage: beuss-loadgen [--proto beuss|redis|nats|beanstalk] [--host H] [--port P]\n"
             "  [--mode produce|consume|e2e|rtt] [--consume get|push|block] [--n N] [--size BYTES]\n"
             "  [--window W] [--producers P] [--consumers C] [--queue NAME] [--rate MSG_PER_S]\n"
-            "  [--timeout SECONDS] [--server-pid PID]\n");
+            "  [--timeout SECONDS] [--server-pid PID] [--ack 1 (beuss consume push: lease and ACK each)]\n");
     exit(2);
 }
 
@@ -1187,6 +1232,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--rate")) opt.rate = atof(v);
         else if (!strcmp(a, "--timeout")) opt.timeout = atof(v);
         else if (!strcmp(a, "--server-pid")) opt.server_pid = atoi(v);
+        else if (!strcmp(a, "--ack")) opt.ack = atoi(v);
         else usage();
     }
     if (opt.n == 0 || opt.window == 0 || opt.producers < 1 || opt.producers > 999 ||
@@ -1208,6 +1254,8 @@ int main(int argc, char **argv) {
     if (opt.mode == M_E2E && (opt.proto == P_REDIS || opt.proto == P_BEANSTALK)) opt.ckind = C_BLOCK;
     if (opt.ckind == C_PUSH && opt.mode != M_FANOUT && opt.proto != P_BEUSS && opt.proto != P_NATS)
         die(2, "--consume push applies to beuss and nats only");
+    if (opt.ack && (opt.proto != P_BEUSS || opt.ckind != C_PUSH || opt.mode != M_CONSUME))
+        die(2, "--ack 1 applies to beuss --mode consume --consume push only");
     if (opt.ckind == C_BLOCK && opt.proto == P_BEUSS)
         die(2, "beuss takes blocking consumers with push (ON) here");
 
@@ -1259,7 +1307,7 @@ int main(int argc, char **argv) {
         conn *c = &conns[i];
         pthread_create(&c->rd, NULL, reader_main, c);
         void *(*w)(void *) = c->role == R_PRODUCER ? producer_writer
-                             : opt.ckind == C_PUSH  ? (opt.proto == P_BEUSS && opt.mode != M_FANOUT ? credit_writer : NULL)
+                             : opt.ckind == C_PUSH  ? (opt.proto == P_BEUSS && opt.mode != M_FANOUT ? (opt.ack ? ack_writer : credit_writer) : NULL)
                                                     : taker_writer;
         if (w) pthread_create(&c->wr, NULL, w, c);
         else c->wr = 0;

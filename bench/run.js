@@ -399,7 +399,7 @@ async function scenarioProduceConsume(servers) {
   const res = {}; // kind -> window -> {produce:[], get:[], push:[]}
   for (const k of kinds) {
     res[k] = {};
-    for (const w of CFG.windows) res[k][w] = { produce: [], get: [], push: [] };
+    for (const w of CFG.windows) res[k][w] = { produce: [], get: [], push: [], ack: [] };
   }
   let step = 0;
   const total = CFG.runs * CFG.windows.length * kinds.length;
@@ -419,6 +419,10 @@ async function scenarioProduceConsume(servers) {
           const q2 = freshQueue('pc');
           res[k][w].produce.push(loadgen(s, ['--mode', 'produce', '--queue', q2, ...base]));
           res[k][w].push.push(loadgen(s, ['--mode', 'consume', '--consume', 'push', '--queue', q2, ...base]));
+          // at-least-once: every push leased (ON ... LEASE) and acknowledged (ACK <id>)
+          const q4 = freshQueue('pc');
+          res[k][w].produce.push(loadgen(s, ['--mode', 'produce', '--queue', q4, ...base]));
+          res[k][w].ack.push(loadgen(s, ['--mode', 'consume', '--consume', 'push', '--ack', 1, '--queue', q4, ...base]));
         }
       }
     }
@@ -467,6 +471,24 @@ async function scenarioProduceConsume(servers) {
         rows.push(row);
       }
     }
+    if (what === 'push' && servers.beuss) {
+      // Ack mode next to plain push at each window; beanstalkd's reserve+delete is the
+      // at-least-once peer.
+      for (const w of CFG.windows) {
+        if (!res.beuss[w].ack.length) continue;
+        const sm = summarize(res.beuss[w].ack, rate);
+        const plain = summarize(res.beuss[w].push, rate).median;
+        const row = {
+          server: 'beuss, leased + ACK', n: fmtN(CFG.n), size: CFG.size, window: w, median: fmtRate(sm.median), min: fmtRate(sm.min), max: fmtRate(sm.max),
+          srv: fmtPct(sm.srvCpu), gen: fmtPct(sm.genCpu), verified: verified(sm), raw: sm,
+        };
+        row.target = `${fmtRatio(sm.median / plain)} plain push`;
+        const peerVals = {};
+        for (const k of kinds) if (k !== 'beuss' && k !== 'null') peerVals[k] = summarize(res[k][w].get, rate).median;
+        ratios(row, sm.median, peerVals);
+        rows.push(row);
+      }
+    }
     if (what === 'push' && pushAll.length) {
       const wMax = CFG.windows[CFG.windows.length - 1];
       const sm = summarize(pushAll, rate);
@@ -481,7 +503,7 @@ async function scenarioProduceConsume(servers) {
     }
     addTable(`${what === 'produce' ? 'produce' : 'consume-' + what}`, kindsOf[what],
       what === 'push'
-        ? 'beuss ON push compared with the peers\' pipelined take at the same window (they have no push with credit); the last row grants a credit as large as the queue, compared with their take at the largest window.'
+        ? 'beuss ON push compared with the peers\' pipelined take at the same window (they have no push with credit); "leased + ACK" rows take every message under a lease (ON … LEASE, at-least-once) and acknowledge each one, compared with plain push and with the peers (beanstalkd\'s reserve+delete is the at-least-once one); the last row grants a credit as large as the queue, compared with their take at the largest window.'
         : 'The null server parses every request and answers without storing: the generator drove it at least this fast, so a server figure well below it is the server\'s own.',
       STD_COLS, rows);
   }
