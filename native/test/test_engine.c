@@ -1938,6 +1938,19 @@ static void test_lease_credit(void)
     current = "a lease from an earlier ON gives no credit to a new one";
     h_feeds(&h, a, "OFF q\r\nON q CREDIT 0 LEASE 1000\r\nACK 5\r\nCREDIT q 0\r\n");
     EXPECT(&h, a, "OK\r\nOK\r\nOK\r\nOK 0\r\n");
+
+    current = "an expired lease suspends its subscription until the connection shows life";
+    h_skip(&h, p);
+    h_feed(&h, a, "ON s2 CREDIT 5 LEASE 10\r\n", strlen("ON s2 CREDIT 5 LEASE 10\r\n"), 3000);
+    h_feed(&h, p, "PUT s2 1\r\na\r\n", strlen("PUT s2 1\r\na\r\n"), 3000);
+    EXPECT(&h, a, "OK\r\nPUSH s2 1 7 1\r\na\r\n");
+    beuss_tick(h.e, 3010);
+    h_drain(&h);
+    h_feed(&h, p, "PUT s2 1\r\nb\r\nLEN s2\r\n", strlen("PUT s2 1\r\nb\r\nLEN s2\r\n"), 3011);
+    EXPECT(&h, a, ""); /* 4 credits left, but suspended */
+    EXPECT(&h, p, "OK 1\r\nOK 1\r\nOK 2\r\n");
+    h_feed(&h, a, "CREDIT s2 0\r\n", strlen("CREDIT s2 0\r\n"), 3012);
+    EXPECT(&h, a, "OK 5\r\nPUSH s2 1 8 2\r\na\r\nPUSH s2 1 9 1\r\nb\r\n");
     h_free(&h);
 }
 
