@@ -316,7 +316,8 @@ class Client:
                 raise self._protocol_error(
                     ProtocolError(f"the server pushed a message of queue {frame[1]!r}, which this client does not consume")
                 )
-            consumer._buf.append(frame[2])
+            # A leased push carries (id, deliveries) after the payload: kept with it.
+            consumer._buf.append(frame[2] if len(frame) == 3 else frame[2:])
             if self._idle_waiters:
                 self._wake_waiters()
             return
@@ -592,7 +593,15 @@ class Client:
             raise _unexpected(reply, "STATS")
         return P.parse_stats(reply[1])
 
-    def consume(self, queue: P.QueueName, prefetch: int = DEFAULT_PREFETCH, *, max: Optional[int] = None) -> "Consumer":
+    def consume(
+        self,
+        queue: P.QueueName,
+        prefetch: int = DEFAULT_PREFETCH,
+        *,
+        max: Optional[int] = None,
+        lease: Optional[float] = None,
+        max_deliver: Optional[int] = None,
+    ) -> "Consumer":
         """Subscribes to ``queue`` by server push (``ON``) and returns the :class:`Consumer`, an iterator of :class:`Message`.
 
         The server pushes up to ``prefetch`` messages ahead of what the loop
@@ -601,22 +610,44 @@ class Client:
         ``max``, the consumer ends after that many messages and never takes
         more from the queue. One consumer per queue per client. Other calls
         on this client keep working while it consumes.
+
+        With ``lease`` (seconds), every message is taken under a lease
+        (at-least-once): the consumer hands out :class:`LeasedMessage` objects
+        to ``ack()`` or ``nack()``, ``prefetch`` bounds the unacknowledged ones
+        (the server gives credit back on each ACK/NACK, none is granted by
+        the client), and a message not settled in time, or held when the
+        connection closes, goes back to the head of the queue; after
+        ``max_deliver`` deliveries (server default 5) it goes to ``<queue>.dead``.
         """
         q = P.queue_bytes(queue)
         P.check_int(prefetch, "prefetch", 1, MAX_PREFETCH)
         if max is not None:
             P.check_int(max, "max", 1, P.MAX_NUMBER)
+        lease_ms = 0
+        if lease is not None:
+            lease_ms = P.seconds_to_ms(lease, "lease")
+            if lease_ms < 1 or lease_ms > 0xFFFFFFFF:
+                raise InvalidArgumentError(f"lease must be from 0.001 to 4294967 seconds, got {lease!r}")
+        if max_deliver is not None:
+            if not lease_ms:
+                raise InvalidArgumentError("max_deliver needs lease")
+            P.check_int(max_deliver, "max_deliver", 1, 0xFFFFFFFF)
         with self._lock:
             self._check_open()
             if q in self._consumers:
                 raise AlreadySubscribedError(
                     "ALREADY_SUBSCRIBED", f"this client already consumes {queue!r}; close that consumer first"
                 )
-            consumer = Consumer(self, q, prefetch, max)
+            consumer = Consumer(self, q, prefetch, max, leased=bool(lease_ms))
             # Registered before ON is sent: pushes may follow its OK at once.
             self._consumers[q] = consumer
+            req = b"ON %s CREDIT %d" % (q, consumer._granted)
+            if lease_ms:
+                req += b" LEASE %d" % lease_ms
+                if max_deliver is not None:
+                    req += b" MAXDELIVER %d" % max_deliver
             try:
-                reply = self._call(b"ON %s CREDIT %d\r\n" % (q, consumer._granted))
+                reply = self._call(req + b"\r\n")
                 if reply[0] is not P.OK:
                     raise _unexpected(reply, "ON")
             except BaseException:
@@ -868,8 +899,10 @@ class Consumer:
     buffered ones are handed out first, then ConnectionError is raised.
     """
 
-    def __init__(self, client: Client, queue: bytes, prefetch: int, max: Optional[int]) -> None:
+    def __init__(self, client: Client, queue: bytes, prefetch: int, max: Optional[int], leased: bool = False) -> None:
         self._client = client
+        #: True when messages come under a lease (``consume(..., lease=...)``).
+        self.leased = leased
         #: The queue name as sent on the wire.
         self.queue_bytes = queue
         #: The queue name.
@@ -880,7 +913,7 @@ class Consumer:
         self._granted = prefetch if max is None else min(prefetch, max)
         self._handed = 0
         self._handled_since_grant = 0
-        self._buf: Deque[bytes] = deque()
+        self._buf: Deque[Any] = deque()  # payloads, or (payload, id, deliveries) when leased
         self._active = True
         self._error: Optional[BeussError] = None
 
@@ -940,16 +973,21 @@ class Consumer:
 
     def _take(self) -> Message:
         """Returns the oldest buffered message, granting credit back or ending at ``max`` (lock held)."""
-        data = self._buf.popleft()
+        item = self._buf.popleft()
         self._handed += 1
         if self._active:
             if self.max is not None and self._handed >= self.max:
                 self.unsubscribe()
-            else:
+            elif not self.leased:  # under a lease the server gives credit back on ACK/NACK
                 self._handled_since_grant += 1
                 if self._handled_since_grant >= self._batch:
                     self._grant_back()
-        return Message(self.queue, data)
+        return self._message(item)
+
+    def _message(self, item: Any) -> Message:
+        if isinstance(item, tuple):
+            return LeasedMessage(self.queue, item[0], item[1], item[2], self._client)
+        return Message(self.queue, item)
 
     def _grant_back(self) -> None:
         n = self._handled_since_grant
@@ -977,7 +1015,7 @@ class Consumer:
         """
         with self._client._lock:
             self.unsubscribe()
-            left = [Message(self.queue, d) for d in self._buf]
+            left = [self._message(d) for d in self._buf]
             self._buf.clear()
             return left
 

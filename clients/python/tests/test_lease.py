@@ -4,6 +4,7 @@ import unittest
 
 import beuss
 
+from .helpers import wait_until
 from .test_client import ServerTestCase
 
 
@@ -47,6 +48,34 @@ class LeaseTest(ServerTestCase):
             for m in again:
                 m.ack()
             self.assertEqual(c.len(q), 0)
+
+    def test_consume_with_a_lease_holds_at_most_prefetch_and_acks(self):
+        q = self.q()
+        c, p = self.connect(), self.connect()
+        p.put_many(q, [b"a", b"b", b"c", b"d"])
+        consumer = c.consume(q, prefetch=2, lease=30)
+        first = consumer.next(timeout=5)
+        self.assertIsInstance(first, beuss.LeasedMessage)
+        self.assertEqual((first.data, first.deliveries), (b"a", 1))
+        # Nothing settled: two leased (one handed out, one buffered), two ready.
+        self.assertTrue(wait_until(lambda: {i.name: i for i in p.queues()}[q].leased == 2))
+        self.assertEqual({i.name: i for i in p.queues()}[q].ready, 2)
+        first.ack()
+        second = consumer.next(timeout=5)
+        second.nack()
+        # c was pushed when a was acknowledged, b again (count 2) when it was NACKed;
+        # d waits on the server until one of them is settled.
+        got = [consumer.next(timeout=5) for _ in range(2)]
+        self.assertEqual([(m.data, m.deliveries) for m in got], [(b"c", 1), (b"b", 2)])
+        self.assertIsNone(consumer.next(timeout=0.1))
+        for m in got:
+            m.ack()
+        last = consumer.next(timeout=5)
+        self.assertEqual((last.data, last.deliveries), (b"d", 1))
+        last.ack()
+        consumer.close()
+        self.assertTrue(wait_until(lambda: {i.name: i for i in p.queues()}[q].leased == 0))
+        self.assertEqual(p.len(q), 0)
 
 
 if __name__ == "__main__":
