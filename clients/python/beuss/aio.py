@@ -26,7 +26,20 @@ from typing import Any, Callable, Deque, Dict, Generator, Iterable, List, Option
 
 from . import _protocol as P
 from ._config import resolve_address
-from .client import DEFAULT_MAX_BUFFERED, DEFAULT_PREFETCH, MAX_PREFETCH, _msg_or_none, _ok_int, _unexpected
+from .client import (
+    DEFAULT_MAX_BUFFERED,
+    DEFAULT_PREFETCH,
+    MAX_PREFETCH,
+    _lease_get_request,
+    _lease_id,
+    _leased_or_none,
+    _msg_or_none,
+    _nack_request,
+    _ok_int,
+    _touch_request,
+    _unexpected,
+)
+from .message import LeasedMessage
 from .errors import (
     FATAL_CODES,
     AlreadySubscribedError,
@@ -406,6 +419,32 @@ class Client:
         ms = 0 if wait is None else P.seconds_to_ms(wait, "wait")
         req = b"GET %s WAIT %d\r\n" % (q, ms) if ms else b"GET %s\r\n" % q
         return _msg_or_none(await self._call(req), "GET")
+
+    async def get_leased(
+        self, queue: P.QueueName, lease: float, wait: Optional[float] = None, max_deliver: Optional[int] = None
+    ) -> Optional[LeasedMessage]:
+        """Takes the head of ``queue`` under a lease of ``lease`` seconds; returns a :class:`LeasedMessage`
+        (``await msg.ack()``) or None when empty. See :meth:`beuss.Client.get_leased`."""
+        q = P.queue_bytes(queue)
+        req, _ = _lease_get_request(q, lease, wait, max_deliver)
+        return _leased_or_none(await self._call(req), q, self)
+
+    async def ack(self, id: str) -> None:
+        """Acknowledges the leased delivery ``id``. Raises UnknownLeaseError if it is not held."""
+        await self._settle(b"ACK %s\r\n" % _lease_id(id), "ACK")
+
+    async def nack(self, id: str, delay: Optional[float] = None) -> None:
+        """Gives the leased delivery ``id`` back, now or after ``delay`` seconds."""
+        await self._settle(_nack_request(id, delay), "NACK")
+
+    async def touch(self, id: str, seconds: Optional[float] = None) -> None:
+        """Extends the lease ``id`` to ``seconds`` from now (default: its own duration)."""
+        await self._settle(_touch_request(id, seconds), "TOUCH")
+
+    async def _settle(self, request: bytes, what: str) -> None:
+        reply = await self._call(request)
+        if reply[0] is not P.OK:
+            raise _unexpected(reply, what)
 
     async def get_many(self, queue: P.QueueName, count: int) -> List[bytes]:
         """Takes up to ``count`` messages from the head of ``queue`` with pipelined GETs; returns them in order."""

@@ -78,6 +78,41 @@ def _lease_id(id: Any) -> bytes:
     return s.encode()
 
 
+def _lease_get_request(q: bytes, lease: float, wait: Optional[float], max_deliver: Optional[int]) -> "tuple[bytes, int]":
+    """Returns ``GET <q> [WAIT] LEASE <ms> [MAXDELIVER]`` and the wait in ms, or raises InvalidArgumentError."""
+    ms = 0 if wait is None else P.seconds_to_ms(wait, "wait")
+    lease_ms = P.seconds_to_ms(lease, "lease")
+    if lease_ms < 1 or lease_ms > 0xFFFFFFFF:
+        raise InvalidArgumentError(f"lease must be from 0.001 to 4294967 seconds, got {lease!r}")
+    req = b"GET %s" % q
+    if ms:
+        req += b" WAIT %d" % ms
+    req += b" LEASE %d" % lease_ms
+    if max_deliver is not None:
+        P.check_int(max_deliver, "max_deliver", 1, 0xFFFFFFFF)
+        req += b" MAXDELIVER %d" % max_deliver
+    return req + b"\r\n", ms
+
+
+def _leased_or_none(reply: P.Reply, q: bytes, client: Any) -> Optional[LeasedMessage]:
+    if reply[0] is P.EMPTY:
+        return None
+    if reply[0] is not P.MSG or len(reply) != 4:
+        raise _unexpected(reply, "GET ... LEASE")
+    return LeasedMessage(q.decode("utf-8", "surrogateescape"), reply[1], reply[2], reply[3], client)
+
+
+def _nack_request(id: Any, delay: Optional[float]) -> bytes:
+    ms = 0 if delay is None else P.seconds_to_ms(delay, "delay")
+    return b"NACK %s DELAY %d\r\n" % (_lease_id(id), ms) if ms else b"NACK %s\r\n" % _lease_id(id)
+
+
+def _touch_request(id: Any, seconds: Optional[float]) -> bytes:
+    if seconds is None:
+        return b"TOUCH %s\r\n" % _lease_id(id)
+    return b"TOUCH %s %d\r\n" % (_lease_id(id), builtins.max(1, P.seconds_to_ms(seconds, "seconds")))
+
+
 def _msg_or_none(reply: P.Reply, request: str) -> Optional[bytes]:
     if reply[0] is P.MSG:
         data: bytes = reply[1]
@@ -505,23 +540,8 @@ class Client:
         default 5) it goes to the dead-letter queue ``<queue>.dead``.
         """
         q = P.queue_bytes(queue)
-        ms = 0 if wait is None else P.seconds_to_ms(wait, "wait")
-        lease_ms = P.seconds_to_ms(lease, "lease")
-        if lease_ms < 1 or lease_ms > 0xFFFFFFFF:
-            raise InvalidArgumentError(f"lease must be from 0.001 to 4294967 seconds, got {lease!r}")
-        req = b"GET %s" % q
-        if ms:
-            req += b" WAIT %d" % ms
-        req += b" LEASE %d" % lease_ms
-        if max_deliver is not None:
-            P.check_int(max_deliver, "max_deliver", 1, 0xFFFFFFFF)
-            req += b" MAXDELIVER %d" % max_deliver
-        reply = self._call(req + b"\r\n", ms / 1000)
-        if reply[0] is P.EMPTY:
-            return None
-        if reply[0] is not P.MSG or len(reply) != 4:
-            raise _unexpected(reply, "GET ... LEASE")
-        return LeasedMessage(q.decode("utf-8", "surrogateescape"), reply[1], reply[2], reply[3], self)
+        req, ms = _lease_get_request(q, lease, wait, max_deliver)
+        return _leased_or_none(self._call(req, ms / 1000), q, self)
 
     def ack(self, id: str) -> None:
         """Acknowledges the leased delivery ``id``: the message is deleted. Raises UnknownLeaseError if it is not held."""
@@ -529,16 +549,11 @@ class Client:
 
     def nack(self, id: str, delay: Optional[float] = None) -> None:
         """Gives the leased delivery ``id`` back: ready again at the head of its queue, now or after ``delay`` seconds."""
-        ms = 0 if delay is None else P.seconds_to_ms(delay, "delay")
-        req = b"NACK %s DELAY %d\r\n" % (_lease_id(id), ms) if ms else b"NACK %s\r\n" % _lease_id(id)
-        self._settle(req, "NACK")
+        self._settle(_nack_request(id, delay), "NACK")
 
     def touch(self, id: str, seconds: Optional[float] = None) -> None:
         """Extends the lease ``id`` to ``seconds`` from now (default: the lease's own duration)."""
-        if seconds is None:
-            self._settle(b"TOUCH %s\r\n" % _lease_id(id), "TOUCH")
-        else:
-            self._settle(b"TOUCH %s %d\r\n" % (_lease_id(id), max(1, P.seconds_to_ms(seconds, "seconds"))), "TOUCH")
+        self._settle(_touch_request(id, seconds), "TOUCH")
 
     def _settle(self, request: bytes, what: str) -> None:
         reply = self._call(request)

@@ -90,17 +90,19 @@ class LeasedMessage(Message):
         self.deliveries = deliveries
         self._client = client
 
-    def ack(self) -> None:
-        """Acknowledges the message; raises UnknownLeaseError if the lease already ended."""
-        self._client.ack(self.id)
+    def ack(self) -> Any:
+        """Acknowledges the message; raises UnknownLeaseError if the lease already ended.
 
-    def nack(self, delay: Optional[float] = None) -> None:
-        """Gives the message back, ready again now or after ``delay`` seconds."""
-        self._client.nack(self.id, delay)
+        With the asyncio client, returns the coroutine to await."""
+        return self._client.ack(self.id)
 
-    def touch(self, seconds: Optional[float] = None) -> None:
-        """Extends the lease to ``seconds`` from now (default: its own duration)."""
-        self._client.touch(self.id, seconds)
+    def nack(self, delay: Optional[float] = None) -> Any:
+        """Gives the message back, ready again now or after ``delay`` seconds (asyncio: a coroutine)."""
+        return self._client.nack(self.id, delay)
+
+    def touch(self, seconds: Optional[float] = None) -> Any:
+        """Extends the lease to ``seconds`` from now (default: its own duration) (asyncio: a coroutine)."""
+        return self._client.touch(self.id, seconds)
 
     def __repr__(self) -> str:
         return f"<beuss.LeasedMessage queue={self.queue!r} id={self.id} deliveries={self.deliveries} ({len(self.data)} bytes)>"

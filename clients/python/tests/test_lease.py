@@ -78,5 +78,34 @@ class LeaseTest(ServerTestCase):
         self.assertEqual(p.len(q), 0)
 
 
+
+class AioLeaseTest(ServerTestCase):
+    def test_asyncio_get_leased_ack_nack(self):
+        import asyncio
+
+        from beuss import aio
+
+        q = self.q()
+
+        async def run():
+            c = await aio.connect(self.server.host, self.server.port)
+            try:
+                await c.put(q, b"z")
+                m = await c.get_leased(q, lease=30)
+                self.assertEqual((m.data, m.deliveries), (b"z", 1))
+                await m.touch(60)
+                await m.nack()
+                m2 = await c.get_leased(q, lease=30, max_deliver=3)
+                self.assertEqual(m2.deliveries, 2)
+                await m2.ack()
+                with self.assertRaises(beuss.UnknownLeaseError):
+                    await m2.ack()
+                self.assertIsNone(await c.get_leased(q, lease=1))
+            finally:
+                await c.close()
+
+        asyncio.run(run())
+
+
 if __name__ == "__main__":
     unittest.main()
