@@ -2018,6 +2018,204 @@ static void test_lease_alloc_failures(void)
     }
 }
 
+
+/* ---- a randomized check of at-least-once delivery ---- */
+
+#define LM_CONNS 3
+#define LM_MSGS 400
+#define LM_HELD 2048 /* every leased delivery of a run fits: 400 messages x at most 4 deliveries */
+
+typedef struct lmconn {
+    uint32_t id;
+    uint64_t held[LM_HELD]; /* lease ids this connection was handed */
+    int msg[LM_HELD];       /* and their messages */
+    int nheld;
+    int on;                 /* has an ON ... LEASE on queue m */
+} lmconn;
+
+/* lm_parse reads every frame in out[0:n): leased MSG/PUSH go to c's held
+ * list (a plain one counts as taken for good in *plain), and returns the
+ * first reply line that is not a push (NULL if none), copied into line. */
+static const char *lm_parse(lmconn *c, const char *out, size_t n, int *taken, char *line, size_t cap)
+{
+    size_t pos = 0;
+    const char *reply = NULL;
+    while (pos < n) {
+        const char *eol = memchr(out + pos, '\n', n - pos);
+        size_t ll;
+        unsigned long long len = 0, lid = 0, d = 0;
+        int got = 0;
+        if (eol == NULL)
+            break;
+        ll = (size_t)(eol - (out + pos));
+        if (ll >= 4 && memcmp(out + pos, "MSG ", 4) == 0)
+            got = sscanf(out + pos + 4, "%llu %llu %llu", &len, &lid, &d);
+        else if (ll >= 5 && memcmp(out + pos, "PUSH ", 5) == 0)
+            got = sscanf(out + pos + 5, "%*s %llu %llu %llu", &len, &lid, &d);
+        if (got >= 1) {
+            int m = atoi(out + pos + ll + 1);
+            if (got == 3 && c->nheld < LM_HELD) {
+                c->held[c->nheld] = lid;
+                c->msg[c->nheld++] = m;
+            } else if (got == 3) {
+                CHECK(!"more leases than the model holds");
+            } else {
+                taken[m]++;
+            }
+            if (out[pos] == 'M' && reply == NULL) {
+                snprintf(line, cap, "MSG");
+                reply = line;
+            }
+            pos += ll + 1 + len + 2;
+            continue;
+        }
+        if (reply == NULL) {
+            snprintf(line, cap, "%.*s", (int)(ll > 0 && out[pos + ll - 1] == '\r' ? ll - 1 : ll), out + pos);
+            reply = line;
+        }
+        pos += ll + 1;
+    }
+    return reply;
+}
+
+/* lm_drop forgets held lease k of c. */
+static void lm_drop(lmconn *c, int k)
+{
+    c->held[k] = c->held[c->nheld - 1];
+    c->msg[k] = c->msg[c->nheld - 1];
+    c->nheld--;
+}
+
+static void test_lease_model(uint32_t seed)
+{
+    harness h;
+    lmconn cs[LM_CONNS];
+    int acked[LM_MSGS], taken[LM_MSGS], i, k, puts = 0;
+    uint64_t now = 1000;
+    char line[200], req[160];
+    current = "randomized lease model: every message acknowledged once, or ready, or dead";
+    memset(cs, 0, sizeof cs);
+    memset(acked, 0, sizeof acked);
+    memset(taken, 0, sizeof taken);
+    h_init(&h);
+    for (i = 0; i < LM_CONNS; i++)
+        cs[i].id = h_open(&h);
+    for (i = 0; i < 20000; i++) {
+        uint32_t r = rnd32(&seed);
+        lmconn *c = &cs[r % LM_CONNS];
+        size_t n;
+        char *out;
+        const char *rep;
+        int op = (int)((r >> 4) % 12);
+        req[0] = 0;
+        if (op <= 2 && puts < LM_MSGS) {
+            snprintf(req, sizeof req, "PUT m 6\r\n%06d\r\n", puts++);
+        } else if (op == 3) {
+            snprintf(req, sizeof req, "GET m LEASE %u MAXDELIVER %u\r\n", 1 + (r >> 8) % 40, 1 + (r >> 16) % 4);
+        } else if (op == 4 && !c->on) {
+            snprintf(req, sizeof req, "ON m CREDIT %u LEASE %u MAXDELIVER 3\r\n", 1 + (r >> 8) % 4, 1 + (r >> 12) % 40);
+            c->on = 1;
+        } else if (op <= 7 && c->nheld) {
+            k = (int)((r >> 8) % (uint32_t)c->nheld);
+            if (op == 5)
+                snprintf(req, sizeof req, "ACK %llu\r\n", (unsigned long long)c->held[k]);
+            else if (op == 6)
+                snprintf(req, sizeof req, "NACK %llu DELAY %u\r\n", (unsigned long long)c->held[k], (r >> 16) % 20);
+            else
+                snprintf(req, sizeof req, "TOUCH %llu %u\r\n", (unsigned long long)c->held[k], 1 + (r >> 16) % 40);
+        } else if (op == 8) {
+            /* a plain GET of the dead-letter queue now and then: taken for good */
+            snprintf(req, sizeof req, "GET m.dead\r\n");
+        } else if (op == 9 && (r >> 8) % 8 == 0) {
+            beuss_conn_close(h.e, c->id, now);
+            h_drain(&h);
+            h_skip(&h, c->id);
+            c->nheld = 0;
+            c->on = 0;
+            c->id = h_open(&h);
+            continue;
+        } else {
+            now += (r >> 8) % 7;
+            beuss_tick(h.e, now);
+            h_drain(&h);
+            for (k = 0; k < LM_CONNS; k++) {
+                out = h_take(&h, cs[k].id, &n);
+                rep = lm_parse(&cs[k], out, n, taken, line, sizeof line);
+                CHECK(rep == NULL); /* a tick answers nothing here: only pushes */
+                free(out);
+            }
+            continue;
+        }
+        h_feed(&h, c->id, req, strlen(req), now);
+        for (k = 0; k < LM_CONNS; k++) {
+            lmconn *o = &cs[k];
+            out = h_take(&h, o->id, &n);
+            rep = lm_parse(o, out, n, taken, line, sizeof line);
+            if (o == c) {
+                CHECK(rep != NULL);
+                if (rep && (req[0] == 'A' || req[0] == 'N')) {
+                    int j;
+                    unsigned long long lid = strtoull(req + (req[0] == 'A' ? 4 : 5), NULL, 10);
+                    for (j = 0; j < c->nheld && c->held[j] != lid; j++)
+                        ;
+                    if (strcmp(rep, "OK") == 0) {
+                        CHECK(j < c->nheld); /* only a held lease can be settled */
+                        if (j < c->nheld) {
+                            if (req[0] == 'A')
+                                acked[c->msg[j]]++;
+                            lm_drop(c, j);
+                        }
+                    } else {
+                        /* expired in the meantime: forget it */
+                        CHECK(strncmp(rep, "ERR UNKNOWN_LEASE", 17) == 0);
+                        if (j < c->nheld)
+                            lm_drop(c, j);
+                    }
+                }
+            } else {
+                CHECK(rep == NULL);
+            }
+            free(out);
+        }
+    }
+    /* Everyone leaves; every lease comes back. Then count what is left. */
+    for (k = 0; k < LM_CONNS; k++)
+        beuss_conn_close(h.e, cs[k].id, now);
+    beuss_tick(h.e, now + 100000);
+    h_drain(&h);
+    {
+        uint32_t d = h_open(&h);
+        beuss_stats st;
+        char *out;
+        size_t n;
+        lmconn dc;
+        memset(&dc, 0, sizeof dc);
+        for (k = 0; k < 2 * LM_MSGS; k++)
+            h_feeds(&h, d, "GET m\r\nGET m.dead\r\n");
+        out = h_take(&h, d, &n);
+        lm_parse(&dc, out, n, taken, line, sizeof line);
+        free(out);
+        stats(&h, &st);
+        CHECK(st.leased == 0 && st.messages == 0);
+        /* The run went through every path, not just a few. */
+        CHECK(st.acked > 10 && st.nacked > 10 && st.expired > 10 && st.redelivered > 10 &&
+              st.dead_lettered > 0);
+        if (getenv("BEUSS_LEASE_MODEL_VERBOSE"))
+            fprintf(stderr, "lease model seed %u: puts %d acked %llu nacked %llu expired %llu redelivered %llu dead %llu\n",
+                    seed, puts, (unsigned long long)st.acked, (unsigned long long)st.nacked,
+                    (unsigned long long)st.expired, (unsigned long long)st.redelivered,
+                    (unsigned long long)st.dead_lettered);
+    }
+    for (k = 0; k < puts; k++) {
+        if (acked[k] + taken[k] != 1) {
+            CHECK(!"a message was lost or delivered for good twice");
+            fprintf(stderr, "  seed %u: message %d acked %d times, taken %d times\n", seed, k, acked[k], taken[k]);
+            break;
+        }
+    }
+    h_free(&h);
+}
+
 int main(void)
 {
     test_basic_transcript();
@@ -2044,6 +2242,11 @@ int main(void)
     test_lease_dead_letter();
     test_lease_credit();
     test_lease_alloc_failures();
+    {
+        uint32_t k;
+        for (k = 0; k < 8; k++)
+            test_lease_model(977u + k * 7919u);
+    }
     {
         /* BEUSS_MODEL_SEEDS=n runs the model check with n seeds (default 8). */
         const char *env = getenv("BEUSS_MODEL_SEEDS");
