@@ -618,7 +618,32 @@ const schedule: Command = async (p) => {
   throw usageError(`SCHEDULE needs add, ls or rm${p.args[0] === undefined ? '' : `, got '${p.args[0]}'`}`);
 };
 
+// MOVE takes each message under a lease, puts it on the target, and only then acknowledges it:
+// a MOVE killed half way leaves a message in both queues at worst, never in neither.
+const move: Command = async (p) => {
+  check(p, 'MOVE', [2, 2], ['count']);
+  const [from, to] = p.args;
+  const problem = queueNameProblem(to);
+  if (problem) throw usageError(problem);
+  if (from === to) throw usageError('MOVE needs two different queues');
+  const count = positiveInt(p, 'count') ?? Infinity;
+  return withClient(p, async (client) => {
+    let moved = 0;
+    while (moved < count) {
+      const m = await client.get(from, { lease: DEFAULT_LEASE_SECONDS * 1000 });
+      if (m === null) break;
+      const stored = await client.put(to, m.data);
+      if (stored < m.data.length) warnTruncated(stored, m.data.length, `message ${moved + 1}`);
+      await m.ack();
+      moved++;
+    }
+    await writeOut(`${moved}\n`);
+    return EXIT.OK;
+  });
+};
+
 const COMMANDS: Record<string, Command> = {
+  MOVE: move,
   PUT: put,
   GET: get,
   ON: on,

@@ -53,6 +53,14 @@ export const VERBS: Record<string, { usage: string; about: string; options?: str
     options: ['--json           print JSON'],
   },
   PING: { usage: 'beuss PING', about: 'Check that the server answers; print the round-trip time.' },
+  MOVE: {
+    usage: 'beuss MOVE <from> <to>',
+    about:
+      'Move the messages of one queue to the end of another, in order; print how many.\n' +
+      'Each is taken under a lease and acknowledged only once put: nothing is lost if\n' +
+      'MOVE is interrupted. Puts dead letters back: beuss MOVE jobs.dead jobs',
+    options: ['--count <n>       move at most n messages'],
+  },
   PUB: {
     usage: 'beuss PUB <channel> [file]',
     about: 'Publish one message (stdin, or file) to every current subscriber of the channel.\nNothing is kept when nobody listens.',

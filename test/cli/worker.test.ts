@@ -97,3 +97,20 @@ describe('beuss ON --exec', () => {
     expect(await c.stats(q)).toMatchObject({ ready: 0, leased: 0 });
   });
 });
+
+describe('beuss MOVE', () => {
+  it('puts dead letters back, in order, and prints how many', async () => {
+    const q = fresh();
+    for (const s of ['d1', 'd2', 'd3']) await c.put(`${q}.dead`, s);
+    await c.put(q, 'first');
+    const one = await beuss(['MOVE', `${q}.dead`, q, '--count', '1', ...at]);
+    expect([one.code, one.stdout.toString()]).toEqual([0, '1\n']);
+    const rest = await beuss(['MOVE', `${q}.dead`, q, ...at]);
+    expect([rest.code, rest.stdout.toString()]).toEqual([0, '2\n']);
+    const got: string[] = [];
+    for (let m = await c.get(q); m !== null; m = await c.get(q)) got.push(m.toString());
+    expect(got).toEqual(['first', 'd1', 'd2', 'd3']);
+    expect(await c.stats(`${q}.dead`)).toMatchObject({ ready: 0, leased: 0 });
+    expect((await beuss(['MOVE', q, q, ...at])).code).toBe(2);
+  });
+});
