@@ -2699,7 +2699,7 @@ int beuss_tick(beuss_engine *e, uint64_t now_ms)
                 lease_credit(e, l, 1);
                 lease_detach(l);
             }
-            l->xnext = due; /* a stack: the latest due goes back first */
+            l->cnext = due; /* detached: a stack, the latest due goes back first */
             due = l;
         } else if (t->kind == TK_DELAY) {
             delay_fire(e, (bdelay *)t, now_ms);
@@ -2716,8 +2716,8 @@ int beuss_tick(beuss_engine *e, uint64_t now_ms)
     }
     while (due) {
         blease *l = due;
-        due = l->xnext;
-        l->xnext = NULL;
+        due = l->cnext;
+        l->cnext = NULL;
         lease_return(e, l);
     }
     pump_pending(e);

@@ -22,43 +22,6 @@
 #else
 #define B_LIKELY(x) (x)
 #define B_UNLIKELY(x) (x)
-/* ---- lease.c ---------------------------------------------------------- */
-
-/* blease is a message handed out under a lease: it left its queue's store
- * and waits here for ACK (freed), NACK, expiry or its connection's close
- * (put back at the head of q, or dead-lettered). Its payload is inline. */
-typedef struct blease {
-    struct blease *hnext; /* hash chain */
-    struct blease *cnext; /* its connection's leases, in delivery order */
-    struct blease *cprev;
-    struct blease *xnext; /* scratch: leases being returned together */
-    uint64_t id;
-    btimer t;             /* expiry, or end of a NACK delay */
-    bqueue *q;
-    struct bconn *c;      /* holder; NULL once NACKed with a delay */
-    uint32_t deliveries;  /* this delivery included */
-    uint32_t maxdeliver;  /* dead-letter when a return reaches this */
-    uint32_t lease_ms;    /* TOUCH without a time extends by this */
-    uint32_t sub_gen;     /* the ON it came from (credit back), 0 for GET */
-    uint32_t len;
-    uint8_t data[];
-} blease;
-
-typedef struct bltable {
-    blease **b;
-    size_t nb; /* 0 or a power of two */
-    size_t count;
-} bltable;
-
-/* lt_find returns the lease with that id, or NULL. */
-blease *lt_find(const bltable *t, uint64_t id);
-/* lt_insert adds l. It returns 0, or -1 when the first bucket array cannot
- * be allocated (a failed growth only makes chains longer). */
-int lt_insert(bltable *t, balloc *al, blease *l);
-/* lt_remove unlinks l, which must be in t. */
-void lt_remove(bltable *t, blease *l);
-void lt_free(bltable *t, balloc *al);
-
 #endif
 
 /* ---- alloc.c ---------------------------------------------------------- */
@@ -347,9 +310,9 @@ void qt_free(bqtable *t, balloc *al);
  * (put back at the head of q, or dead-lettered). Its payload is inline. */
 typedef struct blease {
     struct blease *hnext; /* hash chain */
-    struct blease *cnext; /* its connection's leases, in delivery order */
+    struct blease *cnext; /* its connection's leases, in delivery order; once
+                             detached, the list of leases returned together */
     struct blease *cprev;
-    struct blease *xnext; /* scratch: leases being returned together */
     uint64_t id;
     btimer t;             /* expiry, or end of a NACK delay */
     bqueue *q;
