@@ -2,6 +2,7 @@
 
 import builtins
 import datetime
+import logging
 import selectors
 import socket
 import threading
@@ -19,6 +20,7 @@ from .errors import (
     InvalidArgumentError,
     ProtocolError,
     ServerError,
+    UnknownLeaseError,
     server_error,
 )
 from .message import ChannelEvent, LeasedMessage, Message
@@ -31,6 +33,10 @@ DEFAULT_PREFETCH = 64
 MAX_PREFETCH = 1_000_000
 #: Events a subscription keeps for a loop slower than the publishers (as the Node.js client).
 DEFAULT_MAX_BUFFERED = 10_000
+#: Lease of ``work()`` in seconds (as the Node.js client): a longer handler should ``touch()`` its message.
+DEFAULT_WORK_LEASE = 30.0
+
+_log = logging.getLogger("beuss")
 
 # Pipelined calls (put_many, get_many) send at most this many requests or
 # bytes before reading replies, and keep at most two such chunks unanswered,
@@ -111,6 +117,29 @@ def _touch_request(id: Any, seconds: Optional[float]) -> bytes:
     if seconds is None:
         return b"TOUCH %s\r\n" % _lease_id(id)
     return b"TOUCH %s %d\r\n" % (_lease_id(id), builtins.max(1, P.seconds_to_ms(seconds, "seconds")))
+
+
+def _check_work_args(handler: Any, count: Optional[int], retry_delay: Optional[float], on_error: Any) -> None:
+    """Raises InvalidArgumentError for work() arguments that consume() does not check itself."""
+    if not callable(handler):
+        raise InvalidArgumentError(f"work(queue, handler): handler must be callable, got {handler!r}")
+    if on_error is not None and not callable(on_error):
+        raise InvalidArgumentError(f"work(): on_error must be callable, got {on_error!r}")
+    if count is not None:
+        P.check_int(count, "count", 1, P.MAX_NUMBER)
+    if retry_delay is not None:
+        P.seconds_to_ms(retry_delay, "retry_delay")
+
+
+def _handler_failed(exc: BaseException, msg: LeasedMessage, on_error: Any) -> None:
+    """Reports what a work() handler raised: to on_error, else to the "beuss" logger (never silently)."""
+    if on_error is not None:
+        on_error(exc, msg)
+    else:
+        _log.warning(
+            "work(%r): the handler raised on delivery %s of message %s; it was given back (NACK)",
+            msg.queue, msg.deliveries, msg.id, exc_info=exc,
+        )
 
 
 def _msg_or_none(reply: P.Reply, request: str) -> Optional[bytes]:
@@ -672,6 +701,69 @@ class Client:
                 raise
             return consumer
 
+    def work(
+        self,
+        queue: P.QueueName,
+        handler: Callable[[LeasedMessage], Any],
+        *,
+        lease: float = DEFAULT_WORK_LEASE,
+        prefetch: int = 1,
+        max_deliver: Optional[int] = None,
+        count: Optional[int] = None,
+        retry_delay: Optional[float] = None,
+        on_error: Optional[Callable[[BaseException, LeasedMessage], Any]] = None,
+    ) -> int:
+        """Runs ``handler(msg)`` on each message of ``queue``, at least once; returns how many deliveries it handled.
+
+        Each message is taken under a lease of ``lease`` seconds
+        (``consume(queue, prefetch, lease=..., max_deliver=...)``): it is
+        acknowledged when the handler returns, and given back (``NACK``,
+        after ``retry_delay`` seconds) when it raises an ``Exception``, so it
+        is tried again; after ``max_deliver`` deliveries (server default 5)
+        it goes to ``<queue>.dead``. What the handler raised goes to
+        ``on_error(exc, msg)``, or else is logged on the ``"beuss"`` logger,
+        and the loop goes on. A handler may settle ``msg`` itself
+        (``ack``/``nack``) or extend it (``touch``). Runs in the calling
+        thread until ``count`` deliveries were handled (failures included)
+        or the client is closed (from another thread); a lost connection
+        raises ConnectionError. Messages pushed but not handled when it
+        stops are given back.
+        """
+        _check_work_args(handler, count, retry_delay, on_error)
+        consumer = self.consume(queue, prefetch, max=count, lease=lease, max_deliver=max_deliver)
+        handled = 0
+        try:
+            for msg in consumer:
+                assert isinstance(msg, LeasedMessage)
+                handled += 1
+                try:
+                    handler(msg)
+                except Exception as exc:
+                    if not msg.settled:
+                        try:
+                            msg.nack(retry_delay)
+                        except UnknownLeaseError:
+                            pass  # the lease ended already: the message is back in the queue anyway
+                    _handler_failed(exc, msg, on_error)
+                    continue
+                if not msg.settled:
+                    try:
+                        msg.ack()
+                    except UnknownLeaseError:
+                        pass  # the lease ran out during the handler: redelivered, as at-least-once allows
+        finally:
+            # Pushed under a lease but not handed out: give them back now
+            # rather than when their leases run out, last first so that they
+            # stand at the head of the queue in their order.
+            for left in reversed(consumer.close()):
+                if self.closed:
+                    break
+                try:
+                    left.nack()  # type: ignore[attr-defined]
+                except (UnknownLeaseError, ConnectionError):
+                    pass
+        return handled
+
     def publish(self, channel: P.QueueName, data: P.Data) -> int:
         """Sends ``data`` to every current subscriber of ``channel`` (``PUB``) and returns how many there were.
 
@@ -977,6 +1069,10 @@ class Consumer:
                     self._error = None  # raised now, not again on the next call
                     raise
             with self._client._lock:
+                if self.max is not None and self._handed >= self.max:
+                    # Under a lease the server may push past max (ACKs give credit back):
+                    # those stay for close().
+                    return None
                 if self._buf:
                     return self._take()
                 if self._error is not None:

@@ -82,22 +82,30 @@ class LeasedMessage(Message):
     :meth:`touch`. Unsettled when the lease runs out or the connection closes,
     it goes back to the head of its queue."""
 
-    __slots__ = ("id", "deliveries", "_client")
+    __slots__ = ("id", "deliveries", "_client", "_settled")
 
     def __init__(self, queue: str, data: bytes, id: str, deliveries: int, client: Any) -> None:
         super().__init__(queue, data)
         self.id = id
         self.deliveries = deliveries
         self._client = client
+        self._settled = False
+
+    @property
+    def settled(self) -> bool:
+        """Returns True once :meth:`ack` or :meth:`nack` was called on this object (``work()`` then leaves it alone)."""
+        return self._settled
 
     def ack(self) -> Any:
         """Acknowledges the message; raises UnknownLeaseError if the lease already ended.
 
         With the asyncio client, returns the coroutine to await."""
+        self._settled = True
         return self._client.ack(self.id)
 
     def nack(self, delay: Optional[float] = None) -> Any:
         """Gives the message back, ready again now or after ``delay`` seconds (asyncio: a coroutine)."""
+        self._settled = True
         return self._client.nack(self.id, delay)
 
     def touch(self, seconds: Optional[float] = None) -> Any:
