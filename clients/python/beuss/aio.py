@@ -19,17 +19,21 @@ write, and each call gets its own reply (replies come in request order).
 import asyncio
 import builtins
 import datetime
+import inspect
 import socket
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Dict, Generator, Iterable, List, Optional, TypeVar, Union
+from typing import Any, Awaitable, Callable, Deque, Dict, Generator, Iterable, List, Optional, TypeVar, Union
 
 from . import _protocol as P
 from ._config import resolve_address
 from .client import (
     DEFAULT_MAX_BUFFERED,
     DEFAULT_PREFETCH,
+    DEFAULT_WORK_LEASE,
     MAX_PREFETCH,
+    _check_work_args,
+    _handler_failed,
     _lease_get_request,
     _lease_id,
     _leased_or_none,
@@ -45,8 +49,10 @@ from .errors import (
     AlreadySubscribedError,
     BeussError,
     ConnectionError,
+    InvalidArgumentError,
     ProtocolError,
     ServerError,
+    UnknownLeaseError,
     server_error,
 )
 from .message import ChannelEvent, Message
@@ -252,7 +258,8 @@ class Client:
             consumer = self._consumers.get(frame[1])
             if consumer is None:
                 raise ProtocolError(f"the server pushed a message of queue {frame[1]!r}, which this client does not consume")
-            consumer._push(frame[2])
+            # A leased push carries (id, deliveries) after the payload: kept with it.
+            consumer._push(frame[2] if len(frame) == 3 else frame[2:])
             return
         if not self._slots:
             if frame[0] is P.ERR:
@@ -480,26 +487,116 @@ class Client:
             raise _unexpected(reply, "STATS")
         return P.parse_stats(reply[1])
 
-    def consume(self, queue: P.QueueName, prefetch: int = DEFAULT_PREFETCH, *, max: Optional[int] = None) -> "Consumer":
+    def consume(
+        self,
+        queue: P.QueueName,
+        prefetch: int = DEFAULT_PREFETCH,
+        *,
+        max: Optional[int] = None,
+        lease: Optional[float] = None,
+        max_deliver: Optional[int] = None,
+    ) -> "Consumer":
         """Subscribes to ``queue`` by server push and returns the :class:`Consumer` (``async for`` it).
 
         Not a coroutine: ``ON`` is sent at once and a refusal is raised by
-        the first ``async for`` step. Flow control, ``max`` and delivery are
-        as in :meth:`beuss.Client.consume`. One consumer per queue per client.
+        the first ``async for`` step. Flow control, ``max``, ``lease``,
+        ``max_deliver`` and delivery are as in :meth:`beuss.Client.consume`:
+        with ``lease`` (seconds) it hands out :class:`LeasedMessage` objects
+        (``await msg.ack()``) and ``prefetch`` bounds the unacknowledged
+        ones, the server giving credit back on each ACK/NACK. One consumer
+        per queue per client.
         """
         q = P.queue_bytes(queue)
         P.check_int(prefetch, "prefetch", 1, MAX_PREFETCH)
         if max is not None:
             P.check_int(max, "max", 1, P.MAX_NUMBER)
+        lease_ms = 0
+        if lease is not None:
+            lease_ms = P.seconds_to_ms(lease, "lease")
+            if lease_ms < 1 or lease_ms > 0xFFFFFFFF:
+                raise InvalidArgumentError(f"lease must be from 0.001 to 4294967 seconds, got {lease!r}")
+        if max_deliver is not None:
+            if not lease_ms:
+                raise InvalidArgumentError("max_deliver needs lease")
+            P.check_int(max_deliver, "max_deliver", 1, 0xFFFFFFFF)
         self._check_open()
         if q in self._consumers:
             raise AlreadySubscribedError("ALREADY_SUBSCRIBED", f"this client already consumes {queue!r}; close that consumer first")
-        consumer = Consumer(self, q, prefetch, max)
+        consumer = Consumer(self, q, prefetch, max, leased=bool(lease_ms))
         self._consumers[q] = consumer
-        future = self._send(b"ON %s CREDIT %d\r\n" % (q, consumer._granted), 1)
+        req = b"ON %s CREDIT %d" % (q, consumer._granted)
+        if lease_ms:
+            req += b" LEASE %d" % lease_ms
+            if max_deliver is not None:
+                req += b" MAXDELIVER %d" % max_deliver
+        future = self._send(req + b"\r\n", 1)
         assert future is not None
         future.add_done_callback(consumer._on_reply)
         return consumer
+
+    async def work(
+        self,
+        queue: P.QueueName,
+        handler: Callable[[LeasedMessage], Union[Awaitable[Any], Any]],
+        *,
+        lease: float = DEFAULT_WORK_LEASE,
+        prefetch: int = 1,
+        max_deliver: Optional[int] = None,
+        count: Optional[int] = None,
+        retry_delay: Optional[float] = None,
+        on_error: Optional[Callable[[BaseException, LeasedMessage], Any]] = None,
+    ) -> int:
+        """Awaits ``handler(msg)`` on each message of ``queue``, at least once; returns how many deliveries it handled.
+
+        As :meth:`beuss.Client.work`, with a coroutine function as handler
+        (a plain function works too, run in the event loop):
+        the message is acknowledged when the handler returns, given back
+        (``NACK``, after ``retry_delay`` seconds) when it raises, and
+        dead-lettered to ``<queue>.dead`` after ``max_deliver`` deliveries.
+        Runs until ``count`` deliveries were handled or the client is
+        closed; cancel the task to stop it (the message being handled and
+        those pushed behind it are given back).
+        """
+        _check_work_args(handler, count, retry_delay, on_error)
+        consumer = self.consume(queue, prefetch, max=count, lease=lease, max_deliver=max_deliver)
+        handled = 0
+        msg: Optional[LeasedMessage] = None
+        try:
+            async for got in consumer:
+                assert isinstance(got, LeasedMessage)
+                msg = got
+                handled += 1
+                try:
+                    result = handler(msg)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception as exc:
+                    if not msg.settled:
+                        try:
+                            await msg.nack(retry_delay)
+                        except UnknownLeaseError:
+                            pass  # the lease ended already: the message is back in the queue anyway
+                    _handler_failed(exc, msg, on_error)
+                    continue
+                if not msg.settled:
+                    try:
+                        await msg.ack()
+                    except UnknownLeaseError:
+                        pass  # the lease ran out during the handler: redelivered, as at-least-once allows
+        finally:
+            # Cancelled mid-handler, or messages pushed but not handed out:
+            # give them back now rather than when their leases run out.
+            left: List[Any] = await consumer.close()
+            if msg is not None and not msg.settled:
+                left.insert(0, msg)
+            for m in reversed(left):  # last first: they end up at the head in their order
+                if self.closed:
+                    break
+                try:
+                    await m.nack()
+                except (UnknownLeaseError, ConnectionError):
+                    pass
+        return handled
 
     async def publish(self, channel: P.QueueName, data: P.Data) -> int:
         """Sends ``data`` to every current subscriber of ``channel``; returns how many there were (0: nothing kept)."""
@@ -572,8 +669,10 @@ class Consumer:
     ``await consumer.next(timeout)`` waits at most ``timeout`` seconds.
     """
 
-    def __init__(self, client: Client, queue: bytes, prefetch: int, max: Optional[int]) -> None:
+    def __init__(self, client: Client, queue: bytes, prefetch: int, max: Optional[int], leased: bool = False) -> None:
         self._client = client
+        #: True when messages come under a lease (``consume(..., lease=...)``).
+        self.leased = leased
         self.queue_bytes = queue
         self.queue = queue.decode("utf-8", "surrogateescape")
         self.prefetch = prefetch
@@ -582,7 +681,7 @@ class Consumer:
         self._granted = prefetch if max is None else min(prefetch, max)
         self._handed = 0
         self._handled_since_grant = 0
-        self._buf: Deque[bytes] = deque()
+        self._buf: Deque[Any] = deque()  # payloads, or (payload, id, deliveries) when leased
         self._active = True
         self._error: Optional[BaseException] = None
         self._waiter: "Optional[asyncio.Future[None]]" = None
@@ -602,7 +701,7 @@ class Consumer:
         return f"<beuss.aio.Consumer {self.queue!r} prefetch={self.prefetch} {'active' if self._active else 'closed'}>"
 
     # Called by the client.
-    def _push(self, data: bytes) -> None:
+    def _push(self, data: Any) -> None:
         self._buf.append(data)
         self._wake()
 
@@ -641,7 +740,7 @@ class Consumer:
         return self
 
     async def __anext__(self) -> Message:
-        if self._buf:
+        if self._buf and (self.max is None or self._handed < self.max):
             # A message is here: no coroutine of next() needed.
             msg = self._take()
             if self._active and self.max is not None and self._handed >= self.max:
@@ -677,6 +776,9 @@ class Consumer:
             if self._waiter is None or self._waiter.done():
                 self._waiter = loop.create_future()
             await asyncio.wait([self._waiter], timeout=left)
+        if self.max is not None and self._handed >= self.max:
+            # Under a lease the server may push past max (ACKs give credit back): those stay for close().
+            return None
         if not self._buf:
             if self._error is not None:
                 err, self._error = self._error, None
@@ -689,9 +791,10 @@ class Consumer:
 
     def _take(self) -> Message:
         """Returns the oldest buffered message and grants credit back when a batch is handled."""
-        data = self._buf.popleft()
+        item = self._buf.popleft()
         self._handed += 1
-        if self._active and (self.max is None or self._handed < self.max):
+        # Under a lease the server gives credit back on each ACK/NACK.
+        if self._active and not self.leased and (self.max is None or self._handed < self.max):
             self._handled_since_grant += 1
             if self._handled_since_grant >= self._batch:
                 n = self._handled_since_grant
@@ -702,12 +805,17 @@ class Consumer:
                 if n > 0:
                     self._granted += n
                     self._client._grant(self, n)
-        return Message(self.queue, data)
+        return self._message(item)
+
+    def _message(self, item: Any) -> Message:
+        if isinstance(item, tuple):
+            return LeasedMessage(self.queue, item[0], item[1], item[2], self._client)
+        return Message(self.queue, item)
 
     async def close(self) -> List[Message]:
         """Ends the subscription (``OFF``) and returns the messages pushed but not yet handed out. Idempotent."""
         await self.unsubscribe()
-        left = [Message(self.queue, d) for d in self._buf]
+        left = [self._message(d) for d in self._buf]
         self._buf.clear()
         return left
 
