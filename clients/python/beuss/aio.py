@@ -189,6 +189,10 @@ class Client:
         if not self._ended.done():
             self._ended.set_result(error)
 
+    def _closed_by_user(self) -> bool:
+        """Returns True when the connection ended by :meth:`close` rather than lost."""
+        return self._closed_reason is not None and self._end_error is None
+
     def _closed_error(self) -> BeussError:
         if self._end_error is not None:
             code = self._end_error.code
@@ -571,18 +575,27 @@ class Client:
                     if inspect.isawaitable(result):
                         await result
                 except Exception as exc:
-                    if not msg.settled:
-                        try:
+                    try:
+                        if not msg.settled:
                             await msg.nack(retry_delay)
-                        except UnknownLeaseError:
-                            pass  # the lease ended already: the message is back in the queue anyway
+                    except UnknownLeaseError:
+                        pass  # the lease ended already: the message is back in the queue anyway
+                    except ConnectionError:
+                        if not self._closed_by_user():
+                            raise
                     _handler_failed(exc, msg, on_error)
                     continue
-                if not msg.settled:
-                    try:
+                try:
+                    if not msg.settled:
                         await msg.ack()
-                    except UnknownLeaseError:
-                        pass  # the lease ran out during the handler: redelivered, as at-least-once allows
+                except UnknownLeaseError:
+                    pass  # the lease ran out during the handler: redelivered, as at-least-once allows
+                except ConnectionError:
+                    # close(force=True) during the ACK: the message goes back
+                    # to the queue, as at-least-once allows.
+                    if not self._closed_by_user():
+                        raise
+                    break
         finally:
             # Cancelled mid-handler, or messages pushed but not handed out:
             # give them back now rather than when their leases run out.

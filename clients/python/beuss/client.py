@@ -739,18 +739,27 @@ class Client:
                 try:
                     handler(msg)
                 except Exception as exc:
-                    if not msg.settled:
-                        try:
+                    try:
+                        if not msg.settled:
                             msg.nack(retry_delay)
-                        except UnknownLeaseError:
-                            pass  # the lease ended already: the message is back in the queue anyway
+                    except UnknownLeaseError:
+                        pass  # the lease ended already: the message is back in the queue anyway
+                    except ConnectionError:
+                        if not self._closing:
+                            raise
                     _handler_failed(exc, msg, on_error)
                     continue
-                if not msg.settled:
-                    try:
+                try:
+                    if not msg.settled:
                         msg.ack()
-                    except UnknownLeaseError:
-                        pass  # the lease ran out during the handler: redelivered, as at-least-once allows
+                except UnknownLeaseError:
+                    pass  # the lease ran out during the handler: redelivered, as at-least-once allows
+                except ConnectionError:
+                    # close() from another thread during the ACK: the message
+                    # goes back to the queue, as at-least-once allows.
+                    if not self._closing:
+                        raise
+                    break
         finally:
             # Pushed under a lease but not handed out: give them back now
             # rather than when their leases run out, last first so that they

@@ -140,6 +140,28 @@ class WorkTest(ServerTestCase):
         self.assertEqual((m.data, m.deliveries), (b"x", 2))
         m.ack()
 
+    def test_work_returns_when_the_client_is_closed_from_another_thread(self):
+        import threading
+
+        q = self.q()
+        c, p = self.connect(), self.connect()
+        p.put(q, b"one")
+        handled = threading.Event()
+        out = []
+
+        def run():
+            out.append(c.work(q, lambda m: handled.set()))
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        self.assertTrue(handled.wait(10))
+        self.assertTrue(wait_until(lambda: _info(p, q).leased == 0))  # acknowledged
+        c.close()
+        t.join(10)
+        self.assertFalse(t.is_alive())
+        self.assertEqual(out, [1])
+        self.assertEqual(p.len(q), 0)
+
     def test_work_checks_its_arguments_before_subscribing(self):
         c = self.connect()
         q = self.q()
