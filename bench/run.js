@@ -942,7 +942,7 @@ async function main() {
     for (const k of Object.keys(servers)) await stopProcess(servers[k]);
   }
   report.scenarios.push({
-    id: 'later', title: 'Not measured yet', note: 'At-least-once delivery (GET/ON with LEASE, then ACK) has no scenario yet: it goes here, next to beanstalkd\'s reserve/delete and redis LMOVE.', cols: [], rows: [],
+    id: 'later', title: 'Not measured yet', note: 'Delayed and scheduled messages (PUT … DELAY/AT, SCHEDULE), leased GET (as opposed to leased ON) and idle-queue removal have no scenario yet: they go here.', cols: [], rows: [],
   });
   report.targets = targets;
   report.meta.seconds = (Date.now() - t0) / 1000;
