@@ -111,17 +111,27 @@ async function round(q: string, N: number): Promise<{ received: number; outOfOrd
 }
 
 describe('churn and abuse next to real work', () => {
-  it('the pair gets all 100,000 messages in order; open files and engine memory return within 10% of their baseline, RSS within 50%', async () => {
+  it('the pair gets all 100,000 messages in order; RSS, open files and engine memory return within 10% of their baseline', async () => {
     const N = 100_000;
-    // The baseline is a server that has served this workload four times. Its RSS grows over
-    // the first rounds (about 61 to 81 MB) while the engine's own memory stays under 64 KiB:
-    // the V8 heap and malloc arenas reach their working size in steps and are not given back
-    // to the OS, so RSS still moves by 7 to 21% from one round to the next. The exact checks
-    // are on what beuss itself holds (open files, engine memory: within 10%); RSS gets a
-    // looser bound that still catches a leak proportional to the traffic.
+    // The baseline is a server that has served this workload until its RSS stopped growing.
+    // Measured with process.memoryUsage() and mallinfo2() inside the server between rounds:
+    // the live JavaScript heap after a GC stays at 4.4 MB, the active handles at 5 and the
+    // engine under 8 KiB every round, so nothing is kept per connection or per message. What
+    // grows is capacity that V8 and malloc keep for reuse, and it is bounded: V8's young
+    // generation doubles under the allocation rate of 100,000 messages (8, 16, then 32 MB,
+    // its ceiling of two 16 MiB semi-spaces on 64-bit Node 20), and glibc keeps up to about
+    // 13 MB of freed blocks. RSS climbs from about 65 to 90 MB over three to five rounds and
+    // then stays there. The young generation can still double late, so the warm-up runs at
+    // least five rounds and until two rounds in a row add less than 5% each (at most ten),
+    // and the 10% criterion is checked against that plateau.
     const observer = await connect({ host: '127.0.0.1', port: server.port });
-    for (let i = 0; i < 4; i++) expect(await round('real-work', N)).toMatchObject({ received: N, outOfOrder: 0 });
-    await sleep(500);
+    const warmup: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      expect(await round('real-work', N)).toMatchObject({ received: N, outOfOrder: 0 });
+      await sleep(500);
+      warmup.push(server.rss());
+      if (i >= 4 && warmup[i]! < warmup[i - 1]! * 1.05 && warmup[i - 1]! < warmup[i - 2]! * 1.05) break;
+    }
     const baseRss = server.rss();
     const baseFiles = openFiles();
     const baseMemory = Number((await observer.stats()).memory);
@@ -145,7 +155,12 @@ describe('churn and abuse next to real work', () => {
     // cleanup drops): 10% of that is noise, so the bound also allows 64 KiB, still far below
     // what 100,000 messages or 2,000 connections would leave behind if anything leaked.
     expect(Number(s.memory), `engine memory ${s.memory} vs baseline ${baseMemory}`).toBeLessThanOrEqual(Math.max(baseMemory * 1.1, baseMemory + 64 * 1024));
-    expect(rss, `RSS ${rss} vs baseline ${baseRss}`).toBeLessThanOrEqual(baseRss * 1.5);
+    const mb = (x: number) => (x / 1048576).toFixed(1);
+    console.log(
+      `churn: warm-up RSS ${warmup.map(mb).join(' ')} MB; baseline RSS ${mb(baseRss)} MB, files ${baseFiles}, engine ${baseMemory} B; ` +
+        `after RSS ${mb(rss)} MB (${((rss / baseRss - 1) * 100).toFixed(1)}%), files ${files}, engine ${s.memory} B`,
+    );
+    expect(rss, `RSS ${rss} vs baseline ${baseRss}`).toBeLessThanOrEqual(baseRss * 1.1);
     expect(s.connections).toBe(1);
     expect(Number(s.protocol_errors)).toBeGreaterThan(0);
     await observer.close();
