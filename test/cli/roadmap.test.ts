@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../../src/index.js';
 import { CLI_BIN, type RunningServer, startServer } from '../helpers/server.js';
+import { onWindows } from '../helpers/platform.js';
 import { beuss, childEnv, collect } from './run.js';
 
 let srv: RunningServer;
@@ -56,7 +57,8 @@ describe('beuss PUB and beuss SUB', () => {
     await subscribers(0);
   });
 
-  it('PUB with nobody listening succeeds and keeps nothing; SUB exits 0 on Ctrl-C', async () => {
+  // On Windows kill('SIGINT') terminates the CLI without running its handler.
+  it.skipIf(onWindows)('PUB with nobody listening succeeds and keeps nothing; SUB exits 0 on Ctrl-C', async () => {
     const ch = fresh('ch');
     expect((await beuss(['PUB', ch], { input: 'lost', env })).code).toBe(0);
     const child = spawn(process.execPath, [CLI_BIN, 'SUB', ch, ...at], { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });

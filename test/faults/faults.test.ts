@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type Client, type LeasedMessage } from '../../src/index';
 import { ROOT, startServer, type RunningServer } from '../helpers/server';
+import { expectCleanExit, onWindows } from '../helpers/platform';
 import { Wire } from '../helpers/wire';
 
 let server: RunningServer;
@@ -17,7 +18,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const c of clients) await c.close({ force: true }).catch(() => {});
   const r = await server?.stop();
-  expect(r?.code).toBe(0);
+  expectCleanExit(r);
 });
 
 async function client(port = server.port): Promise<Client> {
@@ -135,7 +136,8 @@ describe('at-least-once under faults', () => {
     stalled.end();
   });
 
-  it('SIGTERM to a server under load: it stops accepting, answers or fails every pending request clearly, exits 0', async () => {
+  // On Windows kill() terminates the server without running its SIGTERM handler.
+  it.skipIf(onWindows)('SIGTERM to a server under load: it stops accepting, answers or fails every pending request clearly, exits 0', async () => {
     const s = await startServer();
     const producer = await connect({ host: '127.0.0.1', port: s.port });
     const consumer = await connect({ host: '127.0.0.1', port: s.port });

@@ -7,6 +7,7 @@
 import * as net from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../helpers/server';
+import { expectCleanExit } from '../helpers/platform';
 import { Client, eventually, put, rng } from './util';
 
 let server: RunningServer;
@@ -16,7 +17,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  expect((await server?.stop())?.code).toBe(0);
+  expectCleanExit(await server?.stop());
 });
 
 const QUEUES = ['chaos-q0', 'chaos-q1', 'chaos-q2'];

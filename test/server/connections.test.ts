@@ -4,6 +4,7 @@
 import * as net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../helpers/server';
+import { expectCleanExit } from '../helpers/platform';
 import { Wire } from '../helpers/wire';
 import { Client, eventually, put, rng } from './util';
 
@@ -18,7 +19,7 @@ beforeAll(async () => {
 afterAll(async () => {
   witness?.destroy();
   const r = await server?.stop();
-  expect(r?.code).toBe(0);
+  expectCleanExit(r);
 });
 
 /** Checks that the witness connection, open throughout, is still served correctly. */
@@ -164,7 +165,7 @@ describe('connection cap', () => {
       ok[0]!.destroy();
       ok[1]!.destroy();
     } finally {
-      expect((await s.stop()).code).toBe(0);
+      expectCleanExit(await s.stop());
     }
   });
 });

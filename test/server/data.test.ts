@@ -3,6 +3,7 @@
 // oversize modes at the limit.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../helpers/server';
+import { expectCleanExit } from '../helpers/platform';
 import { Client, eventually, put, rng } from './util';
 
 let server: RunningServer;
@@ -13,7 +14,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   const r = await server?.stop();
-  expect(r?.code).toBe(0);
+  expectCleanExit(r);
 });
 
 /** Returns a payload holding every byte value 0-255, then the bytes of frames that must not be parsed. */
@@ -209,7 +210,7 @@ describe.each(['truncate', 'reject'] as const)('oversize %s at the limit', (mode
     s = await startServer(['--max-message-size', String(MAX), '--oversize', mode]);
   });
   afterAll(async () => {
-    expect((await s?.stop())?.code).toBe(0);
+    expectCleanExit(await s?.stop());
   });
 
   it('stores one under and exactly the maximum whole', async () => {

@@ -2,6 +2,7 @@
 // delivery: leases") against a real beuss-server process, over raw sockets.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../helpers/server';
+import { expectCleanExit } from '../helpers/platform';
 import { Wire } from '../helpers/wire';
 
 let server: RunningServer;
@@ -12,7 +13,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   const r = await server?.stop();
-  expect(r?.code).toBe(0);
+  expectCleanExit(r);
 });
 
 /** Reads a `DATA` reply and returns its document. */

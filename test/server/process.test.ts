@@ -6,6 +6,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT, SERVER_BIN, startServer } from '../helpers/server';
+import { expectCleanExit, onWindows } from '../helpers/platform';
 import { Client, eventually, put } from './util';
 
 const VERSION = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -87,7 +88,7 @@ describe('configuration', () => {
       const lines = s.output().split('\n').filter((l) => l.includes('listening on'));
       expect(lines).toEqual([`beuss-server ${VERSION} listening on 127.0.0.1:${s.port} (max message size 10240 bytes, oversize truncate)`]);
     } finally {
-      expect((await s.stop()).code).toBe(0);
+      expectCleanExit(await s.stop());
     }
   });
 
@@ -106,7 +107,7 @@ describe('configuration', () => {
       expect((await c.request(put('e', Buffer.alloc(61)))).line).toMatch(/^ERR TOO_LARGE /);
       c.destroy();
     } finally {
-      expect((await s.stop()).code).toBe(0);
+      expectCleanExit(await s.stop());
     }
     const t = await startServer(['--oversize', 'truncate'], { BMAXMESSAGESIZE: '50', BOVERSIZE: 'reject', BMAXQUEUEDBYTES: '2k' });
     try {
@@ -116,7 +117,7 @@ describe('configuration', () => {
       expect((await c.stats()).max_queued_bytes).toBe('2048');
       c.destroy();
     } finally {
-      expect((await t.stop()).code).toBe(0);
+      expectCleanExit(await t.stop());
     }
   });
 
@@ -132,7 +133,7 @@ describe('configuration', () => {
       expect(await c.line()).toMatch(/^ERR LINE_TOO_LONG /);
       await c.closedByServer();
     } finally {
-      expect((await s.stop()).code).toBe(0);
+      expectCleanExit(await s.stop());
     }
   });
 
@@ -156,11 +157,14 @@ describe('configuration', () => {
     } finally {
       p.kill('SIGINT');
     }
-    expect(await exited).toBe(0);
+    // On Windows kill() terminates the server without its SIGINT handler: no exit code 0.
+    if (!onWindows) expect(await exited).toBe(0);
+    else await exited;
   });
 });
 
-describe('graceful stop', () => {
+// On Windows kill() terminates the server without running its SIGTERM/SIGINT handler.
+describe.skipIf(onWindows)('graceful stop', () => {
   it('SIGTERM: answers what it owed to a client that was not reading, then exits 0', async () => {
     const s = await startServer();
     const N = 500;

@@ -2,6 +2,7 @@
 // against a real beuss-server process, over raw sockets.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../helpers/server';
+import { expectCleanExit } from '../helpers/platform';
 import { Wire } from '../helpers/wire';
 import { Client, put } from './util';
 
@@ -17,7 +18,7 @@ beforeAll(async () => {
 afterAll(async () => {
   witness?.destroy();
   const r = await server?.stop();
-  expect(r?.code).toBe(0);
+  expectCleanExit(r);
 });
 
 /** Checks that the witness connection is still served correctly. */
