@@ -68,7 +68,8 @@ function churnOne(i: number): Promise<void> {
 }
 
 describe('connection churn leaves nothing behind in the server heap', () => {
-  it('after 2,000 dropped connections of five kinds, no socket outlives its connection', async () => {
+  // v8.queryObjects() exists from Node 20.13 and 22.0; the package supports Node 18.
+  it.skipIf(typeof v8.queryObjects !== 'function')('after 2,000 dropped connections of five kinds, no socket outlives its connection', async () => {
     // Warm up once, so that lazily created objects are in the baseline, and let the
     // server close its side (a socket it ended lingers until the peer's close arrives).
     await Promise.all(Array.from({ length: 20 }, (_, k) => churnOne(k)));
