@@ -509,6 +509,45 @@ static void conn_full(beuss_engine *e, bconn *c)
 
 /* ---- output ------------------------------------------------------------- */
 
+/* The put_ helpers write one piece of a frame at w, which has room for it
+ * (reserved by out_begin), and return the bytes written. */
+
+/* put_mem writes s[0:n) at w and returns n. s may be NULL when n is 0. */
+static inline size_t put_mem(uint8_t *w, const void *s, size_t n)
+{
+    if (n)
+        memcpy(w, s, n);
+    return n;
+}
+
+/* put_crlf writes "\r\n" at w and returns 2. */
+static inline size_t put_crlf(uint8_t *w)
+{
+    w[0] = '\r';
+    w[1] = '\n';
+    return 2;
+}
+
+/* put_body writes "\r\n<payload>\r\n" at w, the end of a frame's header line
+ * and its payload p[0:n), and returns n + 4. */
+static inline size_t put_body(uint8_t *w, const uint8_t *p, size_t n)
+{
+    size_t k = put_crlf(w);
+    k += put_mem(w + k, p, n);
+    return k + put_crlf(w + k);
+}
+
+/* put_named writes "<word><name> " at w, the start of a frame that names a
+ * queue or channel (word ends with its space), and returns its length. */
+static inline size_t put_named(uint8_t *w, const char *word, size_t wl, const uint8_t *name,
+                               size_t nl)
+{
+    size_t k = put_mem(w, word, wl);
+    k += put_mem(w + k, name, nl);
+    w[k++] = ' ';
+    return k;
+}
+
 /* out_begin returns room for n bytes at the end of c's output, or NULL when
  * memory runs out; then c is closed, since a reply is lost and the stream
  * is out of sync. */
@@ -547,12 +586,25 @@ static int reply_ok_num(beuss_engine *e, bconn *c, uint64_t v)
     size_t n;
     if (w == NULL)
         return -1;
-    memcpy(w, "OK ", 3);
-    n = 3 + u64_to_dec(w + 3, v);
-    w[n++] = '\r';
-    w[n++] = '\n';
+    n = put_mem(w, "OK ", 3);
+    n += u64_to_dec(w + n, v);
+    n += put_crlf(w + n);
     out_end(e, c, n);
     return 0;
+}
+
+/* put_lease_tail writes " <id> <deliveries>" of l at w and returns the bytes
+ * written (0 without a lease). At most 42 bytes. */
+static inline size_t put_lease_tail(uint8_t *w, const blease *l)
+{
+    size_t k = 0;
+    if (l == NULL)
+        return 0;
+    w[k++] = ' ';
+    k += u64_to_dec(w + k, l->id);
+    w[k++] = ' ';
+    k += u64_to_dec(w + k, l->deliveries);
+    return k;
 }
 
 /* reply_payload writes "<word><bytes>\r\n<payload>\r\n", where word is "MSG "
@@ -564,17 +616,26 @@ static int reply_payload(beuss_engine *e, bconn *c, const char *word, size_t wl,
     size_t n;
     if (w == NULL)
         return -1;
-    memcpy(w, word, wl);
-    n = wl + u64_to_dec(w + wl, len);
-    w[n++] = '\r';
-    w[n++] = '\n';
-    if (len)
-        memcpy(w + n, p, len);
-    n += len;
-    w[n++] = '\r';
-    w[n++] = '\n';
+    n = put_mem(w, word, wl);
+    n += u64_to_dec(w + n, len);
+    n += put_body(w + n, p, len);
     out_end(e, c, n);
     return 0;
+}
+
+/* data_begin returns room for a "DATA <size>\r\n<listing>\r\n" reply of a
+ * listing of size bytes, with the header line written and *k set to its
+ * length, or NULL as out_begin. */
+static uint8_t *data_begin(beuss_engine *e, bconn *c, size_t size, size_t *k)
+{
+    uint8_t *o = out_begin(e, c, 5 + 20 + 2 + size + 2);
+    size_t n;
+    if (o == NULL)
+        return NULL;
+    n = put_mem(o, "DATA ", 5);
+    n += u64_to_dec(o + n, size);
+    *k = n + put_crlf(o + n);
+    return o;
 }
 
 static int reply_err(beuss_engine *e, bconn *c, berr code, const char *text)
@@ -582,38 +643,18 @@ static int reply_err(beuss_engine *e, bconn *c, berr code, const char *text)
     const char *name = berr_name(code);
     size_t nl = strlen(name), tl = strlen(text);
     uint8_t *w = out_begin(e, c, 4 + nl + 1 + tl + 2);
-    size_t n = 0;
+    size_t n;
     e->st.protocol_errors++;
     if (w == NULL)
         return -1;
-    memcpy(w, "ERR ", 4);
-    n = 4;
-    memcpy(w + n, name, nl);
-    n += nl;
-    w[n++] = ' ';
-    memcpy(w + n, text, tl);
-    n += tl;
-    w[n++] = '\r';
-    w[n++] = '\n';
+    n = put_named(w, "ERR ", 4, (const uint8_t *)name, nl);
+    n += put_mem(w + n, text, tl);
+    n += put_crlf(w + n);
     out_end(e, c, n);
     return 0;
 }
 
 /* ---- delivery ----------------------------------------------------------- */
-
-/* put_lease_tail writes " <id> <deliveries>" of l at w and returns the bytes
- * written (0 without a lease). At most 42 bytes. */
-static size_t put_lease_tail(uint8_t *w, const blease *l)
-{
-    size_t k = 0;
-    if (l == NULL)
-        return 0;
-    w[k++] = ' ';
-    k += u64_to_dec(w + k, l->id);
-    w[k++] = ' ';
-    k += u64_to_dec(w + k, l->deliveries);
-    return k;
-}
 
 /* reply_msg writes "MSG <bytes>[ <id> <deliveries>]\r\n<payload>\r\n", the
  * lease part when l is not NULL. */
@@ -626,16 +667,10 @@ static int reply_msg(beuss_engine *e, bconn *c, const uint8_t *p, size_t n, cons
     w = out_begin(e, c, 4 + 20 + 42 + 2 + n + 2);
     if (w == NULL)
         return -1;
-    memcpy(w, "MSG ", 4);
-    k = 4 + u64_to_dec(w + 4, n);
+    k = put_mem(w, "MSG ", 4);
+    k += u64_to_dec(w + k, n);
     k += put_lease_tail(w + k, l);
-    w[k++] = '\r';
-    w[k++] = '\n';
-    if (n)
-        memcpy(w + k, p, n);
-    k += n;
-    w[k++] = '\r';
-    w[k++] = '\n';
+    k += put_body(w + k, p, n);
     out_end(e, c, k);
     return 0;
 }
@@ -899,20 +934,10 @@ static int push_to(beuss_engine *e, bsub *s, const uint8_t *p, size_t n, uint32_
             lease_drop(e, l);
         return -1;
     }
-    memcpy(w, "PUSH ", 5);
-    k = 5;
-    memcpy(w + k, q->name, q->namelen);
-    k += q->namelen;
-    w[k++] = ' ';
+    k = put_named(w, "PUSH ", 5, q->name, q->namelen);
     k += u64_to_dec(w + k, n);
     k += put_lease_tail(w + k, l);
-    w[k++] = '\r';
-    w[k++] = '\n';
-    if (n)
-        memcpy(w + k, p, n);
-    k += n;
-    w[k++] = '\r';
-    w[k++] = '\n';
+    k += put_body(w + k, p, n);
     s->credit--;
     e->st.pushed++;
     if (prev)
@@ -1038,19 +1063,9 @@ static int write_event(beuss_engine *e, bcsub *s, const uint8_t *p, size_t n)
     size_t k;
     if (w == NULL)
         return -1;
-    memcpy(w, "EVENT ", 6);
-    k = 6;
-    memcpy(w + k, ch->name, ch->namelen);
-    k += ch->namelen;
-    w[k++] = ' ';
+    k = put_named(w, "EVENT ", 6, ch->name, ch->namelen);
     k += u64_to_dec(w + k, n);
-    w[k++] = '\r';
-    w[k++] = '\n';
-    if (n)
-        memcpy(w + k, p, n);
-    k += n;
-    w[k++] = '\r';
-    w[k++] = '\n';
+    k += put_body(w + k, p, n);
     e->st.events_delivered++;
     out_end(e, c, k);
     return 0;
@@ -1067,14 +1082,9 @@ static int flush_held(beuss_engine *e, bcsub *s)
         size_t k;
         if (w == NULL)
             return -1;
-        memcpy(w, "DROPPED ", 8);
-        k = 8;
-        memcpy(w + k, ch->name, ch->namelen);
-        k += ch->namelen;
-        w[k++] = ' ';
+        k = put_named(w, "DROPPED ", 8, ch->name, ch->namelen);
         k += u64_to_dec(w + k, s->dropped);
-        w[k++] = '\r';
-        w[k++] = '\n';
+        k += put_crlf(w + k);
         s->dropped = 0;
         out_end(e, c, k);
     }
@@ -1264,6 +1274,17 @@ static void err_number(beuss_engine *e, bconn *c, bview t)
     reply_err(e, c, BE_BAD_NUMBER, msg);
 }
 
+/* err_too_large counts and refuses request f, whose payload is over
+ * max_message_size. */
+static void err_too_large(beuss_engine *e, bconn *c, const bframe *f)
+{
+    char msg[96];
+    e->st.rejected_large++;
+    snprintf(msg, sizeof msg, "message of %llu bytes is over the maximum of %llu",
+             (unsigned long long)f->declared, (unsigned long long)e->cfg.max_message_size);
+    reply_err(e, c, BE_TOO_LARGE, msg);
+}
+
 /* check_args replies BAD_ARGS or BAD_QUEUE_NAME and returns 0 unless f has
  * between lo and hi tokens and, when it has a queue, a valid one. */
 static int check_args(beuss_engine *e, bconn *c, const bframe *f, uint32_t lo, uint32_t hi,
@@ -1286,6 +1307,19 @@ static int over_cap(const beuss_engine *e, size_t n)
 {
     return e->cfg.max_queued_bytes &&
            e->bytes + e->leased_bytes + e->sched_bytes + n > e->cfg.max_queued_bytes;
+}
+
+/* reject_over_cap returns 1 after refusing a PUT of n bytes to q with FULL
+ * (dropping q again if the PUT created it) when n more bytes would pass
+ * max_queued_bytes, or 0 when they fit. */
+static int reject_over_cap(beuss_engine *e, bconn *c, bqueue *q, int created, size_t n)
+{
+    if (!over_cap(e, n))
+        return 0;
+    e->st.rejected_full++;
+    undo_create(e, q, created);
+    reply_err(e, c, BE_FULL, "the server's cap on queued bytes would be exceeded");
+    return 1;
 }
 
 /* wall_to_engine returns the engine time of Unix time w, clamped to the
@@ -1312,12 +1346,8 @@ static void put_later(beuss_engine *e, bconn *c, const bframe *f, bqueue *q, int
         at = f->when_ms > (uint64_t)INT64_MAX - e->now_ms ? (uint64_t)INT64_MAX : e->now_ms + f->when_ms;
     else
         at = wall_to_engine(e, f->when_ms > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)f->when_ms);
-    if (over_cap(e, f->plen)) {
-        e->st.rejected_full++;
-        undo_create(e, q, created);
-        reply_err(e, c, BE_FULL, "the server's cap on queued bytes would be exceeded");
+    if (reject_over_cap(e, c, q, created, f->plen))
         return;
-    }
     d = ba_malloc(&e->al, sizeof *d + f->plen);
     if (d == NULL) {
         undo_create(e, q, created);
@@ -1383,14 +1413,9 @@ static void do_put(beuss_engine *e, bconn *c, const bframe *f)
     case BE_BAD_NUMBER:
         err_number(e, c, f->tok[4]);
         return;
-    case BE_TOO_LARGE: {
-        char msg[96];
-        e->st.rejected_large++;
-        snprintf(msg, sizeof msg, "message of %llu bytes is over the maximum of %llu",
-                 (unsigned long long)f->declared, (unsigned long long)e->cfg.max_message_size);
-        reply_err(e, c, BE_TOO_LARGE, msg);
+    case BE_TOO_LARGE:
+        err_too_large(e, c, f);
         return;
-    }
     default:
         reply_err(e, c, BE_INTERNAL, "out of memory reading the message; nothing stored");
         return;
@@ -1407,12 +1432,8 @@ static void do_put(beuss_engine *e, bconn *c, const bframe *f)
     /* Hand over directly: no copy through the store. */
     if (q->st.count == 0 && handover(e, q, f->payload, f->plen))
         goto accepted;
-    if (over_cap(e, f->plen)) {
-        e->st.rejected_full++;
-        undo_create(e, q, created);
-        reply_err(e, c, BE_FULL, "the server's cap on queued bytes would be exceeded");
+    if (reject_over_cap(e, c, q, created, f->plen))
         return;
-    }
     if (store_append(&q->st, &e->al, f->payload, f->plen) != 0) {
         undo_create(e, q, created);
         reply_err(e, c, BE_INTERNAL, "out of memory storing the message; nothing stored");
@@ -1612,6 +1633,17 @@ static void do_on(beuss_engine *e, bconn *c, const bframe *f)
     pump(e, q);
 }
 
+/* find_sub returns c's ON subscription to the queue named t, or NULL after
+ * replying NOT_SUBSCRIBED. */
+static bsub *find_sub(beuss_engine *e, bconn *c, bview t)
+{
+    bqueue *q = find_queue(e, t);
+    bsub *s = q ? sub_find(c, q) : NULL;
+    if (s == NULL)
+        reply_err(e, c, BE_NOT_SUBSCRIBED, "no ON for that queue on this connection");
+    return s;
+}
+
 static void do_credit(beuss_engine *e, bconn *c, const bframe *f)
 {
     uint64_t n, credit;
@@ -1623,12 +1655,10 @@ static void do_credit(beuss_engine *e, bconn *c, const bframe *f)
         err_number(e, c, f->tok[2]);
         return;
     }
-    q = find_queue(e, f->tok[1]);
-    s = q ? sub_find(c, q) : NULL;
-    if (s == NULL) {
-        reply_err(e, c, BE_NOT_SUBSCRIBED, "no ON for that queue on this connection");
+    s = find_sub(e, c, f->tok[1]);
+    if (s == NULL)
         return;
-    }
+    q = s->q;
     conn_alive(e, c);
     credit = (uint64_t)s->credit + n;
     s->credit = credit > UINT32_MAX ? UINT32_MAX : (uint32_t)credit;
@@ -1641,16 +1671,12 @@ static void do_credit(beuss_engine *e, bconn *c, const bframe *f)
 
 static void do_off(beuss_engine *e, bconn *c, const bframe *f)
 {
-    bqueue *q;
     bsub *s;
     if (!check_args(e, c, f, 2, 2, "usage: OFF <queue>"))
         return;
-    q = find_queue(e, f->tok[1]);
-    s = q ? sub_find(c, q) : NULL;
-    if (s == NULL) {
-        reply_err(e, c, BE_NOT_SUBSCRIBED, "no ON for that queue on this connection");
+    s = find_sub(e, c, f->tok[1]);
+    if (s == NULL)
         return;
-    }
     sub_free(e, s);
     REPLY(e, c, "OK\r\n");
 }
@@ -1777,14 +1803,20 @@ static void do_purge(beuss_engine *e, bconn *c, const bframe *f)
     reply_ok_num(e, c, n);
 }
 
+/* cmp_names returns <0, 0 or >0 as name a[0:an) sorts before, with or after
+ * b[0:bn), bytewise, a prefix first. */
+static int cmp_names(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+    int r = memcmp(a, b, an < bn ? an : bn);
+    if (r)
+        return r;
+    return an < bn ? -1 : an > bn;
+}
+
 static int cmp_queue(const void *a, const void *b)
 {
     const bqueue *x = *(const bqueue *const *)a, *y = *(const bqueue *const *)b;
-    size_t n = x->namelen < y->namelen ? x->namelen : y->namelen;
-    int r = memcmp(x->name, y->name, n);
-    if (r)
-        return r;
-    return x->namelen < y->namelen ? -1 : x->namelen > y->namelen;
+    return cmp_names(x->name, x->namelen, y->name, y->namelen);
 }
 
 /* dead_count returns the number of messages in q's dead-letter queue. */
@@ -1820,15 +1852,10 @@ static void do_queues(beuss_engine *e, bconn *c)
         size += v[i]->namelen + 1 + u64_dec_len(v[i]->st.count) + 1 + u64_dec_len(v[i]->nsubs) +
                 1 + u64_dec_len(v[i]->nleased) + 1 + u64_dec_len(v[i]->nsched) + 1 +
                 u64_dec_len(dead_count(e, v[i])) + 1;
-    o = out_begin(e, c, 5 + 20 + 2 + size + 2);
+    o = data_begin(e, c, size, &w);
     if (o != NULL) {
-        memcpy(o, "DATA ", 5);
-        w = 5 + u64_to_dec(o + 5, size);
-        o[w++] = '\r';
-        o[w++] = '\n';
         for (i = 0; i < n; i++) {
-            memcpy(o + w, v[i]->name, v[i]->namelen);
-            w += v[i]->namelen;
+            w += put_mem(o + w, v[i]->name, v[i]->namelen);
             o[w++] = ' ';
             w += u64_to_dec(o + w, v[i]->st.count);
             o[w++] = ' ';
@@ -1841,8 +1868,7 @@ static void do_queues(beuss_engine *e, bconn *c)
             w += u64_to_dec(o + w, dead_count(e, v[i]));
             o[w++] = '\n';
         }
-        o[w++] = '\r';
-        o[w++] = '\n';
+        w += put_crlf(o + w);
         out_end(e, c, w);
     }
     ba_free(&e->al, v, n * sizeof *v);
@@ -1961,14 +1987,9 @@ static int payload_err(beuss_engine *e, bconn *c, const bframe *f, const char *u
     case BE_BAD_ARGS:
         err_usage(e, c, usage);
         return 1;
-    case BE_TOO_LARGE: {
-        char msg[96];
-        e->st.rejected_large++;
-        snprintf(msg, sizeof msg, "message of %llu bytes is over the maximum of %llu",
-                 (unsigned long long)f->declared, (unsigned long long)e->cfg.max_message_size);
-        reply_err(e, c, BE_TOO_LARGE, msg);
+    case BE_TOO_LARGE:
+        err_too_large(e, c, f);
         return 1;
-    }
     default:
         reply_err(e, c, BE_INTERNAL, "out of memory reading the message; nothing done");
         return 1;
@@ -2216,11 +2237,7 @@ static void sched_add(beuss_engine *e, bconn *c, const bframe *f, uint64_t now)
 static int cmp_sched(const void *a, const void *b)
 {
     const bsched *x = *(const bsched *const *)a, *y = *(const bsched *const *)b;
-    size_t n = x->namelen < y->namelen ? x->namelen : y->namelen;
-    int r = memcmp(x->name, y->name, n);
-    if (r)
-        return r;
-    return x->namelen < y->namelen ? -1 : x->namelen > y->namelen;
+    return cmp_names(x->name, x->namelen, y->name, y->namelen);
 }
 
 /* sched_ls replies DATA with one line per schedule, sorted by name:
@@ -2243,30 +2260,22 @@ static void sched_ls(beuss_engine *e, bconn *c)
     for (i = 0; i < n; i++)
         size += v[i]->namelen + 1 + v[i]->queuelen + 1 + u64_dec_len((uint64_t)v[i]->next_wall) + 1 +
                 u64_dec_len(v[i]->fired) + 1 + v[i]->speclen + 1;
-    o = out_begin(e, c, 5 + 20 + 2 + size + 2);
+    o = data_begin(e, c, size, &w);
     if (o != NULL) {
-        memcpy(o, "DATA ", 5);
-        w = 5 + u64_to_dec(o + 5, size);
-        o[w++] = '\r';
-        o[w++] = '\n';
         for (i = 0; i < n; i++) {
             x = v[i];
-            memcpy(o + w, x->name, x->namelen);
-            w += x->namelen;
+            w += put_mem(o + w, x->name, x->namelen);
             o[w++] = ' ';
-            memcpy(o + w, x->queue, x->queuelen);
-            w += x->queuelen;
+            w += put_mem(o + w, x->queue, x->queuelen);
             o[w++] = ' ';
             w += u64_to_dec(o + w, (uint64_t)x->next_wall);
             o[w++] = ' ';
             w += u64_to_dec(o + w, x->fired);
             o[w++] = ' ';
-            memcpy(o + w, x->spec, x->speclen);
-            w += x->speclen;
+            w += put_mem(o + w, x->spec, x->speclen);
             o[w++] = '\n';
         }
-        o[w++] = '\r';
-        o[w++] = '\n';
+        w += put_crlf(o + w);
         out_end(e, c, w);
     }
     ba_free(&e->al, v, n * sizeof *v);
