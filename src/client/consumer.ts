@@ -3,6 +3,7 @@
 import { BeussError, InvalidArgumentError } from './errors.js';
 import { LeasedMessage, Message } from './message.js';
 import type { Frame, LeaseInfo } from './parser.js';
+import { pushedIterator, runHandler } from './pushed.js';
 
 /** Options of {@link Client.consume}. */
 export interface ConsumeOptions {
@@ -97,7 +98,7 @@ export class Consumer<M extends Message = Message> implements AsyncIterable<M> {
     const subscriptionOver = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
     if (handler) {
       this.iterated = true;
-      this.closed = this.runHandler(handler);
+      this.closed = runHandler(() => this.next(), handler, () => this.close());
     } else {
       this.closed = subscriptionOver;
     }
@@ -121,13 +122,7 @@ export class Consumer<M extends Message = Message> implements AsyncIterable<M> {
   [Symbol.asyncIterator](): AsyncIterator<M> {
     if (this.iterated) throw new InvalidArgumentError('a consumer can be iterated only once, and not when it has a handler');
     this.iterated = true;
-    return {
-      next: () => this.next(),
-      return: async () => {
-        await this.close();
-        return { done: true, value: undefined };
-      },
-    };
+    return pushedIterator(() => this.next(), () => this.close());
   }
 
   /**
@@ -165,23 +160,6 @@ export class Consumer<M extends Message = Message> implements AsyncIterable<M> {
       () => this.host.release(this.queue, this),
       () => this.host.release(this.queue, this),
     );
-  }
-
-  private async runHandler(handler: MessageHandler<M>): Promise<void> {
-    let done = false;
-    while (!done) {
-      const r = await this.next();
-      if (r.done) {
-        done = true;
-        break;
-      }
-      try {
-        await handler(r.value);
-      } catch (err) {
-        await this.close();
-        throw err;
-      }
-    }
   }
 
   private next(): Promise<IteratorResult<M>> {

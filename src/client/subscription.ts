@@ -2,6 +2,7 @@
 // to the channel after the SUB, read with `for await` or through a callback.
 import { BeussError, InvalidArgumentError } from './errors.js';
 import type { Frame } from './parser.js';
+import { pushedIterator, runHandler } from './pushed.js';
 
 /** A message published to a channel, as a {@link Subscription} receives it. */
 export class ChannelEvent {
@@ -86,7 +87,7 @@ export class Subscription implements AsyncIterable<ChannelEvent> {
     const over = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
     if (handler) {
       this.iterated = true;
-      this.closed = this.runHandler(handler);
+      this.closed = runHandler(() => this.next(), handler, () => this.close());
     } else {
       this.closed = over;
     }
@@ -116,13 +117,7 @@ export class Subscription implements AsyncIterable<ChannelEvent> {
   [Symbol.asyncIterator](): AsyncIterator<ChannelEvent> {
     if (this.iterated) throw new InvalidArgumentError('a subscription can be iterated only once, and not when it has a handler');
     this.iterated = true;
-    return {
-      next: () => this.next(),
-      return: async () => {
-        await this.close();
-        return { done: true, value: undefined };
-      },
-    };
+    return pushedIterator(() => this.next(), () => this.close());
   }
 
   /** Ends the subscription: sends `UNSUB`, drops events not handed out yet, resolves once the server confirmed. */
@@ -138,19 +133,6 @@ export class Subscription implements AsyncIterable<ChannelEvent> {
       this.closing = unsub;
     }
     return this.closing;
-  }
-
-  private async runHandler(handler: EventHandler): Promise<void> {
-    for (;;) {
-      const r = await this.next();
-      if (r.done) return;
-      try {
-        await handler(r.value);
-      } catch (err) {
-        await this.close();
-        throw err;
-      }
-    }
   }
 
   private next(): Promise<IteratorResult<ChannelEvent>> {
