@@ -75,6 +75,36 @@ function writeOut(data: Buffer | string): Promise<void> {
   return new Promise((resolve) => process.stdout.once('drain', resolve));
 }
 
+// Resolves once `data` then `sep` are handed to stdout; a small record is
+// joined to its separator so that it is one write.
+async function writeRecord(data: Buffer, sep: Buffer): Promise<void> {
+  if (data.length < 65_536) {
+    await writeOut(Buffer.concat([data, sep], data.length + 1));
+  } else {
+    process.stdout.write(data);
+    await writeOut(sep);
+  }
+}
+
+// Returns what `until()` resolves to. Meanwhile a first SIGINT or SIGTERM
+// calls `stop` (a graceful end) and a second one exits at once with 130.
+async function stopOnSignals<T>(stop: () => void, until: () => Promise<T>): Promise<T> {
+  let interrupts = 0;
+  const onSignal = () => {
+    interrupts++;
+    if (interrupts > 1) process.exit(130);
+    stop();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await until();
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+}
+
 async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
@@ -391,23 +421,14 @@ async function onLeased(p: ParsedArgs, queue: string, count: number | undefined,
       },
       { prefetch, max: count, lease, maxDeliver: md },
     );
-    let interrupts = 0;
-    const onSignal = () => {
-      interrupts++;
-      if (interrupts > 1) process.exit(130);
+    await stopOnSignals(
       // Finish the message in hand; the server gets the rest back with the connection.
-      void consumer.drain();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    try {
-      await consumer.closed.catch((err: unknown) => {
-        failure = err;
-      });
-    } finally {
-      process.removeListener('SIGINT', onSignal);
-      process.removeListener('SIGTERM', onSignal);
-    }
+      () => void consumer.drain(),
+      () =>
+        consumer.closed.catch((err: unknown) => {
+          failure = err;
+        }),
+    );
     if (failure) throw failure;
     return EXIT.OK;
   });
@@ -426,31 +447,15 @@ const on: Command = async (p) => {
       queue,
       async (msg) => {
         // The next message (and the credit for more) waits until this one is written out.
-        // One write per message: small ones are joined to their separator.
-        if (msg.data.length < 65_536) {
-          await writeOut(Buffer.concat([msg.data, sep], msg.data.length + 1));
-        } else {
-          process.stdout.write(msg.data);
-          await writeOut(sep);
-        }
+        await writeRecord(msg.data, sep);
       },
       { prefetch, max: count },
     );
-    let interrupts = 0;
-    const onSignal = () => {
-      interrupts++;
-      if (interrupts > 1) process.exit(130);
+    await stopOnSignals(
       // Stop new pushes but print what already arrived: nothing taken from the queue is lost.
-      void consumer.drain();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    try {
-      await consumer.closed;
-    } finally {
-      process.removeListener('SIGINT', onSignal);
-      process.removeListener('SIGTERM', onSignal);
-    }
+      () => void consumer.drain(),
+      () => consumer.closed,
+    );
     return EXIT.OK;
   });
 };
@@ -548,29 +553,16 @@ const sub: Command = async (p) => {
       if (ev.droppedBefore > 0) {
         process.stderr.write(`beuss: ${ev.droppedBefore} event${ev.droppedBefore === 1 ? '' : 's'} of '${channel}' dropped: this subscriber did not keep up\n`);
       }
-      if (ev.data.length < 65_536) {
-        await writeOut(Buffer.concat([ev.data, sep], ev.data.length + 1));
-      } else {
-        process.stdout.write(ev.data);
-        await writeOut(sep);
-      }
+      await writeRecord(ev.data, sep);
       if (count !== undefined && ++seen >= count) await subscription.close();
     });
-    let interrupts = 0;
-    const onSignal = () => {
-      interrupts++;
-      if (interrupts > 1) process.exit(130);
-      void subscription.close();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    try {
-      await subscription.ready;
-      await subscription.closed;
-    } finally {
-      process.removeListener('SIGINT', onSignal);
-      process.removeListener('SIGTERM', onSignal);
-    }
+    await stopOnSignals(
+      () => void subscription.close(),
+      async () => {
+        await subscription.ready;
+        await subscription.closed;
+      },
+    );
     return EXIT.OK;
   });
 };
