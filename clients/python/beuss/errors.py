@@ -31,6 +31,9 @@ __all__ = [
     "TooManyConnectionsError",
     "ShuttingDownError",
     "InternalServerError",
+    "BadScheduleError",
+    "NoScheduleError",
+    "UnknownLeaseError",
     "server_error",
 ]
 

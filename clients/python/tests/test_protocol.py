@@ -175,3 +175,18 @@ class DocumentTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ExportsTest(unittest.TestCase):
+    def test_every_error_class_is_exported(self):
+        # Regression: the schedule and lease errors were missing from
+        # beuss.errors.__all__, so `from beuss.errors import *` lacked them.
+        import inspect
+
+        import beuss
+        from beuss import errors
+
+        classes = {n for n, o in vars(errors).items() if inspect.isclass(o) and issubclass(o, errors.BeussError)}
+        self.assertIn("UnknownLeaseError", classes)
+        self.assertEqual(classes - set(errors.__all__), set())
+        self.assertEqual(classes - set(beuss.__all__), set())
