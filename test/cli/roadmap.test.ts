@@ -103,7 +103,9 @@ describe('beuss PUB and beuss SUB', () => {
 describe('beuss PUT --delay and --at', () => {
   it('a delayed message is not there before its time, then is', async () => {
     const q = fresh();
-    expect((await beuss(['PUT', q, '--delay', '700ms'], { input: 'late', env })).code).toBe(0);
+    // Seconds, not ms: the LEN and QUEUES runs below start a process each,
+    // which can take most of a second on a busy machine.
+    expect((await beuss(['PUT', q, '--delay', '5s'], { input: 'late', env })).code).toBe(0);
     const len = await beuss(['LEN', q], { env });
     expect(len.stdout.toString()).toBe('0\n');
     const queues = JSON.parse((await beuss(['QUEUES', '--json'], { env })).stdout.toString()) as Array<{ name: string; scheduled: number }>;

@@ -56,7 +56,7 @@ describe('get with a lease', () => {
     const q = fresh();
     await c.put(q, 'later');
     const m = (await c.get(q, { lease: 30_000, maxDeliver: 2 }))!;
-    await m.nack({ delay: 200 });
+    await m.nack({ delay: 2000 });
     expect(await c.get(q, { lease: 30_000 })).toBeNull();
     const m2 = (await c.get(q, { lease: 30_000, maxDeliver: 2, wait: 5000 }))!;
     expect([m2.text(), m2.deliveries]).toEqual(['later', 2]);

@@ -138,8 +138,8 @@ describe('delayed puts', () => {
   it('delay and at keep a message invisible until its time', async () => {
     const c: Client = await open();
     const q = fresh();
-    expect(await c.put(q, 'later', { delay: '600ms' })).toBe(5);
-    expect(await c.put(q, 'sooner', { at: new Date(Date.now() + 300) })).toBe(6);
+    expect(await c.put(q, 'later', { delay: '3s' })).toBe(5);
+    expect(await c.put(q, 'sooner', { at: new Date(Date.now() + 2000) })).toBe(6);
     expect(await c.len(q)).toBe(0);
     expect(await c.get(q)).toBeNull();
     const info = (await c.queues()).find((x) => x.name === q)!;

@@ -184,10 +184,10 @@ describe('a subscriber that does not keep up', () => {
 describe('delayed messages', () => {
   it('are invisible until their time, then join the queue in time order', async () => {
     const c = await Client.connect(server.port);
-    const at = Date.now() + 1000;
+    const at = Date.now() + 2500;
     await c.send(Buffer.concat([
-      Buffer.from('PUT dl-q 1 DELAY 1500\r\na\r\n'),
-      Buffer.from('PUT dl-q 1 delay 500\r\nb\r\n'),
+      Buffer.from('PUT dl-q 1 DELAY 3000\r\na\r\n'),
+      Buffer.from('PUT dl-q 1 delay 2000\r\nb\r\n'),
       Buffer.from(`PUT dl-q 1 AT ${at}\r\nc\r\n`),
     ]));
     for (let i = 0; i < 3; i++) expect(await c.line()).toBe('OK 1');
