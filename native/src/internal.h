@@ -199,17 +199,23 @@ size_t bp_escape(char *dst, size_t cap, const uint8_t *t, size_t n);
 
 /* ---- store.c ---------------------------------------------------------- */
 
-/* A record is [header][payload]. The header is big-endian, 2 bytes for a
- * payload under 16 KiB (every message at the default maximum), else 4:
- *   short: 0 E l l l l l l  l l l l l l l l      14-bit length
- *   long:  1 E l l l l l l  l l l l l l l l  x2  30-bit length
- * The first bit tells the form. E (BREC_EXT) marks a 4-byte big-endian
- * delivery count after it, set only on a message put back after a lease
- * ended unacknowledged, so fresh messages pay nothing for at-least-once
- * delivery. */
-#define BREC_LONG 0x80u
-#define BREC_EXT 0x40u
-#define BREC_SHORT_MAX 0x3FFFu
+/* A record is [header][payload]. The header is big-endian; its first bits
+ * tell its form:
+ *   tiny:  0 l l l l l l l                        7-bit length, 1 byte
+ *   short: 1 0 E l l l l l  l l l l l l l l       13-bit length, 2 bytes
+ *   long:  1 1 E 0 0 0 0 0  + 4-byte length       30 bits used, 5 bytes
+ * A fresh message (never delivered) of at most 127 bytes, the common bus
+ * message, pays 1 byte; up to 8 KiB 2 bytes; bigger ones 5, negligible next
+ * to their size. E (BREC_EXT) marks a 4-byte big-endian delivery count
+ * after the header, set only on a message put back after a lease ended
+ * unacknowledged, so fresh messages pay nothing for at-least-once delivery;
+ * such a record uses the short or long form whatever its length, as tiny has
+ * no E bit. The long form's five low bits are written 0. */
+#define BREC_WIDE 0x80u    /* not tiny */
+#define BREC_LONG 0x40u    /* with BREC_WIDE: the long form */
+#define BREC_EXT 0x20u     /* short and long forms: delivery count follows */
+#define BREC_TINY_MAX 0x7Fu
+#define BREC_SHORT_MAX 0x1FFFu
 #define BREC_LEN_MASK 0x3FFFFFFFu
 
 /* bseg is one contiguous segment of records; live records are in

@@ -1,8 +1,9 @@
 /* store.c: a queue's FIFO storage. Messages are records [header][payload]
  * packed without padding into a list of contiguous segments, so a queued
- * message costs its payload plus 2 bytes (4 from 16 KiB on), with no
- * allocation per message. A record put back after an unacknowledged lease
- * carries its delivery count in a 4-byte header extension.
+ * message costs its payload plus 1 byte up to 127 bytes (2 up to 8 KiB, 5
+ * above), with no allocation per message. A record put back after an
+ * unacknowledged lease carries its delivery count in a 4-byte header
+ * extension (and at least a 2-byte header).
  * Segments start small (an idle queue with one message holds a few hundred
  * bytes) and double up to 64 KiB; a record larger than that gets a segment
  * of its own size. Appends write at the last segment's tail, takes read at
@@ -48,35 +49,51 @@ static bseg *seg_new(balloc *al, size_t need, uint32_t prev_cap)
 }
 
 /* hdr_size returns the header bytes of a record of len payload bytes that
- * was delivered d times before (d > 0 adds the 4-byte extension). */
+ * was delivered d times before (d > 0 adds the 4-byte extension, and rules
+ * out the tiny form, which has no E bit). */
 static size_t hdr_size(size_t len, uint32_t d)
 {
-    return (len <= BREC_SHORT_MAX ? 2u : 4u) + (d ? 4u : 0u);
+    if (d == 0 && len <= BREC_TINY_MAX)
+        return 1;
+    return (len <= BREC_SHORT_MAX ? 2u : 5u) + (d ? 4u : 0u);
+}
+
+/* put_be32 writes v big-endian at p. */
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* get_be32 returns the big-endian 32-bit value at p. */
+static uint32_t get_be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
 /* put_hdr writes the header of a record of len payload bytes, delivered d
- * times before, at p. */
+ * times before, at p: hdr_size(len, d) bytes. */
 static void put_hdr(uint8_t *p, size_t len, uint32_t d)
 {
     size_t h;
+    uint8_t ext = d ? BREC_EXT : 0u;
+    if (d == 0 && len <= BREC_TINY_MAX) {
+        p[0] = (uint8_t)len;
+        return;
+    }
     if (len <= BREC_SHORT_MAX) {
-        p[0] = (uint8_t)(len >> 8);
+        p[0] = (uint8_t)(BREC_WIDE | ext | (len >> 8));
         p[1] = (uint8_t)len;
         h = 2;
     } else {
-        p[0] = (uint8_t)(BREC_LONG | (len >> 24));
-        p[1] = (uint8_t)(len >> 16);
-        p[2] = (uint8_t)(len >> 8);
-        p[3] = (uint8_t)len;
-        h = 4;
+        p[0] = (uint8_t)(BREC_WIDE | BREC_LONG | ext);
+        put_be32(p + 1, (uint32_t)len);
+        h = 5;
     }
-    if (d) {
-        p[0] |= BREC_EXT;
-        p[h] = (uint8_t)(d >> 24);
-        p[h + 1] = (uint8_t)(d >> 16);
-        p[h + 2] = (uint8_t)(d >> 8);
-        p[h + 3] = (uint8_t)d;
-    }
+    if (d)
+        put_be32(p + h, d);
 }
 
 /* get_hdr reads the header at p, stores the payload length in *len and the
@@ -85,18 +102,23 @@ static void put_hdr(uint8_t *p, size_t len, uint32_t d)
 static size_t get_hdr(const uint8_t *p, size_t *len, uint32_t *d)
 {
     size_t h;
+    if (B_LIKELY(!(p[0] & BREC_WIDE))) {
+        *len = p[0];
+        *d = 0;
+        return 1;
+    }
     if (!(p[0] & BREC_LONG)) {
-        *len = ((size_t)(p[0] & 0x3F) << 8) | p[1];
+        *len = ((size_t)(p[0] & 0x1F) << 8) | p[1];
         h = 2;
     } else {
-        *len = ((size_t)(p[0] & 0x3F) << 24) | ((size_t)p[1] << 16) | ((size_t)p[2] << 8) | p[3];
-        h = 4;
+        *len = get_be32(p + 1);
+        h = 5;
     }
     if (!(p[0] & BREC_EXT)) {
         *d = 0;
         return h;
     }
-    *d = ((uint32_t)p[h] << 24) | ((uint32_t)p[h + 1] << 16) | ((uint32_t)p[h + 2] << 8) | p[h + 3];
+    *d = get_be32(p + h);
     return h + 4;
 }
 
