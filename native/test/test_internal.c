@@ -1,7 +1,7 @@
 /* test_internal.c: unit tests of the engine's internal pieces that the
  * public API does not reach yet: the record store's push_front (for
- * at-least-once redelivery) across segment boundaries, and the timer heap's
- * ordering and removal. */
+ * at-least-once redelivery) across segment boundaries, its header forms and
+ * exact per-record cost, and the timer heap's ordering and removal. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,10 +48,10 @@ static void test_store(void)
     for (i = 0; i < 50000; i++)
         CHECK(store_append(&s, &al, (const uint8_t *)&i, sizeof i) == 0);
     CHECK(s.count == 50000 && s.bytes == 50000 * sizeof(int));
-    /* 2-byte header + 4-byte payload: 6 bytes per record, plus at most the
+    /* 1-byte header + 4-byte payload: 5 bytes per record, plus at most the
      * growing small segments (< 64 KiB) and the unfilled part of the last. */
-    CHECK(al.held < 50000 * 6 + 2 * 65536);
-    if (al.held >= 50000 * 6 + 2 * 65536)
+    CHECK(al.held < 50000 * 5 + 2 * 65536);
+    if (al.held >= 50000 * 5 + 2 * 65536)
         fprintf(stderr, "  held %llu\n", (unsigned long long)al.held);
     for (i = 0; i < 25000; i++)
         ok &= take_int(&s, &al) == i;
@@ -85,7 +85,7 @@ static void test_store(void)
     CHECK(store_peek(&s, &p, &n) && n == 0);
     CHECK(store_purge(&s, &al) == 1);
     CHECK(al.held == 0);
-    /* Header forms: 2 bytes up to 16383, 4 bytes from 16384; both ends. */
+    /* Every header form at both ends of the store. */
     {
         static const size_t lens[] = {0, 1, 16382, 16383, 16384, 16385, 70000, 1};
         size_t k;
@@ -105,12 +105,12 @@ static void test_store(void)
         CHECK(ok);
         CHECK(s.count == 0 && s.bytes == 0);
     }
-    /* Small records cost 2 header bytes each. */
+    /* Small records cost 1 header byte each. */
     {
         uint64_t before = al.held;
         for (i = 0; i < 30000; i++)
             CHECK(store_append(&s, &al, (const uint8_t *)big, 98) == 0);
-        CHECK(al.held - before < 30000 * 100 + 2 * 65536);
+        CHECK(al.held - before < 30000 * 99 + 2 * 65536);
         store_purge(&s, &al);
     }
     /* Alternating put/take on an empty queue keeps one small segment. */
@@ -122,6 +122,222 @@ static void test_store(void)
     CHECK(al.held <= 1024);
     store_purge(&s, &al);
     CHECK(al.held == 0);
+}
+
+/* spec_hdr returns the header size internal.h specifies for a record of len
+ * payload bytes delivered d times before: 1 byte for a fresh record up to
+ * 127 bytes, 2 up to 8191, 5 above, plus 4 for a delivery count. */
+static size_t spec_hdr(size_t len, uint32_t d)
+{
+    size_t h = (d == 0 && len <= 127) ? 1 : len <= 8191 ? 2 : 5;
+    return h + (d ? 4 : 0);
+}
+
+/* store_used returns the bytes s's records occupy in its segments. */
+static uint64_t store_used(const bstore *s)
+{
+    uint64_t n = 0;
+    const bseg *g;
+    for (g = s->first; g; g = g->next)
+        n += g->tail - g->head;
+    return n;
+}
+
+/* fill writes record number k's len bytes at p: a pattern that differs
+ * between records and along each one, so a shifted or truncated payload
+ * shows. */
+static void fill(uint8_t *p, size_t len, size_t k)
+{
+    size_t j;
+    for (j = 0; j < len; j++)
+        p[j] = (uint8_t)(k * 131u + j * 7u + (j >> 8));
+}
+
+/* same returns 1 if data[0:len) is record k's pattern of want bytes. */
+static int same(const uint8_t *data, size_t len, size_t want, size_t k)
+{
+    size_t j;
+    if (len != want)
+        return 0;
+    for (j = 0; j < len; j++)
+        if (data[j] != (uint8_t)(k * 131u + j * 7u + (j >> 8)))
+            return 0;
+    return 1;
+}
+
+/* Lengths at every header form's boundary, and a few far beyond. */
+static const size_t bound_lens[] = {0,     1,     126,   127,   128,    129,
+                                    8190,  8191,  8192,  8193,  16383,  16384,
+                                    65535, 65536, 65537, 300000, 1048579};
+#define NBOUND (sizeof bound_lens / sizeof bound_lens[0])
+
+static void test_store_header_boundaries(void)
+{
+    balloc al;
+    bstore s;
+    uint8_t *buf = malloc(1048579);
+    size_t order[3 * NBOUND], n = 0, k, len;
+    const uint8_t *p;
+    uint32_t d;
+    int ok = 1;
+    ba_init(&al, NULL);
+    memset(&s, 0, sizeof s);
+    /* Ascending, descending, then alternating small and big: every form
+     * follows every other one in the same segments. */
+    for (k = 0; k < NBOUND; k++)
+        order[n++] = k;
+    for (k = NBOUND; k-- > 0;)
+        order[n++] = k;
+    for (k = 0; k < NBOUND; k++)
+        order[n++] = k % 2 ? NBOUND - 1 - k / 2 : k / 2;
+    for (k = 0; k < n; k++) {
+        uint64_t before = store_used(&s);
+        len = bound_lens[order[k]];
+        fill(buf, len, k);
+        CHECK(store_append(&s, &al, buf, len) == 0);
+        /* Exact cost of this record: its header as specified + payload. */
+        ok &= store_used(&s) - before == spec_hdr(len, 0) + len;
+        if (store_used(&s) - before != spec_hdr(len, 0) + len)
+            fprintf(stderr, "  len %zu: record took %llu bytes, want %zu\n", len,
+                    (unsigned long long)(store_used(&s) - before), spec_hdr(len, 0) + len);
+    }
+    CHECK(ok);
+    CHECK(s.count == n);
+    for (k = 0; k < n; k++) {
+        int got = store_peek_d(&s, &p, &len, &d);
+        ok &= got && d == 0 && same(p, len, bound_lens[order[k]], k);
+        if (!(got && d == 0 && same(p, len, bound_lens[order[k]], k))) {
+            fprintf(stderr, "  record %zu (len %zu): got len %zu d %u\n", k, bound_lens[order[k]],
+                    got ? len : 0, got ? d : 0);
+            break;
+        }
+        store_drop(&s, &al);
+    }
+    CHECK(ok);
+    CHECK(s.count == 0 && s.bytes == 0 && store_used(&s) == 0);
+    store_purge(&s, &al);
+    CHECK(al.held == 0);
+    free(buf);
+}
+
+/* take_copy copies the head record into buf, stores its length and earlier
+ * deliveries, drops it and returns 1; or returns 0 when s is empty. */
+static int take_copy(bstore *s, balloc *al, uint8_t *buf, size_t *len, uint32_t *d)
+{
+    const uint8_t *p;
+    if (!store_peek_d(s, &p, len, d))
+        return 0;
+    memcpy(buf, p, *len);
+    store_drop(s, al);
+    return 1;
+}
+
+static void test_store_put_back(void)
+{
+    balloc al;
+    bstore s;
+    uint8_t *buf = malloc(1048579);
+    size_t k, len;
+    uint32_t d;
+    int ok = 1;
+    ba_init(&al, NULL);
+    memset(&s, 0, sizeof s);
+    /* Each size: appended between two small neighbours, taken as under a
+     * lease, put back with its delivery count, which survives and rises,
+     * then taken for good; the neighbours keep their places. */
+    for (k = 0; k < NBOUND; k++) {
+        size_t want = bound_lens[k];
+        uint32_t round;
+        uint8_t mark = (uint8_t)k;
+        CHECK(store_append(&s, &al, &mark, 1) == 0);
+        fill(buf, want, k);
+        CHECK(store_append(&s, &al, buf, want) == 0);
+        CHECK(store_append(&s, &al, &mark, 1) == 0);
+        CHECK(take_copy(&s, &al, buf, &len, &d) && len == 1 && buf[0] == mark && d == 0);
+        CHECK(take_copy(&s, &al, buf, &len, &d) && d == 0 && same(buf, len, want, k));
+        for (round = 1; round <= 3; round++) {
+            uint64_t before = store_used(&s);
+            CHECK(store_push_front(&s, &al, buf, len, round) == 0);
+            ok &= store_used(&s) - before == spec_hdr(want, round) + want;
+            memset(buf, 0, want);
+            CHECK(take_copy(&s, &al, buf, &len, &d) && d == round && same(buf, len, want, k));
+        }
+        CHECK(store_push_front(&s, &al, buf, len, 4) == 0);
+        CHECK(s.count == 2 && s.bytes == want + 1);
+        CHECK(take_copy(&s, &al, buf, &len, &d) && d == 4 && same(buf, len, want, k));
+        CHECK(take_copy(&s, &al, buf, &len, &d) && len == 1 && buf[0] == mark && d == 0);
+        CHECK(s.count == 0);
+    }
+    CHECK(ok);
+    /* Several put back together, of every size, with counts that use all four
+     * bytes of the extension, ahead of fresh ones: LIFO at the head, then
+     * FIFO. */
+    for (k = 0; k < NBOUND; k++) {
+        fill(buf, bound_lens[k], k);
+        CHECK(store_append(&s, &al, buf, bound_lens[k]) == 0);
+    }
+    for (k = 0; k < NBOUND; k++) {
+        fill(buf, bound_lens[k], 100 + k);
+        CHECK(store_push_front(&s, &al, buf, bound_lens[k], 0x01020304u * (uint32_t)(k + 1) | 1u) == 0);
+    }
+    for (k = NBOUND; k-- > 0;) {
+        ok &= take_copy(&s, &al, buf, &len, &d) && d == (0x01020304u * (uint32_t)(k + 1) | 1u) &&
+              same(buf, len, bound_lens[k], 100 + k);
+    }
+    for (k = 0; k < NBOUND; k++)
+        ok &= take_copy(&s, &al, buf, &len, &d) && d == 0 && same(buf, len, bound_lens[k], k);
+    CHECK(ok);
+    CHECK(s.count == 0 && s.bytes == 0);
+    store_purge(&s, &al);
+    CHECK(al.held == 0);
+    free(buf);
+}
+
+static void test_store_memory(void)
+{
+    /* Payload sizes with a 1-byte header (the first four) and just past. */
+    static const size_t lens[] = {0, 1, 100, 127, 128};
+    size_t k;
+    for (k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        balloc al;
+        bstore s;
+        uint8_t buf[128];
+        const size_t n = 200000, len = lens[k], per = spec_hdr(len, 0) + len;
+        uint64_t segs = 0, seg_bytes = 0;
+        const bseg *g;
+        size_t i;
+        int packed = 1;
+        ba_init(&al, NULL);
+        memset(&s, 0, sizeof s);
+        memset(buf, 'm', sizeof buf);
+        for (i = 0; i < n; i++)
+            if (store_append(&s, &al, buf, len) != 0)
+                break;
+        CHECK(i == n && s.count == n && s.bytes == n * len);
+        /* Records take exactly n * (len + header) bytes of the segments. */
+        CHECK(store_used(&s) == n * per);
+        if (store_used(&s) != n * per)
+            fprintf(stderr, "  len %zu: %llu bytes for %zu records, want %zu\n", len,
+                    (unsigned long long)store_used(&s), n, n * per);
+        /* The rest of what the store holds is segment overhead: each
+         * segment's struct, and at its end less than one record's bytes it
+         * could not fit (records are never split) -- except in the last. */
+        for (g = s.first; g; g = g->next) {
+            segs++;
+            seg_bytes += sizeof(bseg) + g->cap;
+            if (g->next)
+                packed &= g->head == 0 && g->cap - g->tail < per;
+        }
+        CHECK(packed);
+        CHECK(al.held == seg_bytes);
+        CHECK(al.held - n * per <= segs * sizeof(bseg) + (segs - 1) * (per - 1) +
+                                       (s.last->cap - s.last->tail));
+        /* All of it, the doubling first segments included, is under one
+         * byte per record beyond payload and header. */
+        CHECK(al.held < n * (per + 1));
+        store_purge(&s, &al);
+        CHECK(al.held == 0);
+    }
 }
 
 static void test_heap(void)
@@ -186,6 +402,9 @@ static void test_parser_numbers(void)
 int main(void)
 {
     test_store();
+    test_store_header_boundaries();
+    test_store_put_back();
+    test_store_memory();
     test_heap();
     test_parser_numbers();
     printf("%d checks, %d failed\n", checks, failures);
