@@ -993,7 +993,8 @@ static void test_many_frames(void)
     free(out);
     stats(&h, &s);
     CHECK(s.messages == n && s.bytes == n * 6);
-    /* Per-message cost in the store: payload + 4-byte header + slack. */
+    /* Per-message cost in the store: payload + header + slack (a loose bound;
+     * test_store_cost_stats checks it closely). */
     CHECK(s.memory < n * (6 + 4) + n * 2 + 200000);
     len = 0;
     for (i = 0; i < n; i++)
@@ -2216,6 +2217,182 @@ static void test_lease_model(uint32_t seed)
     h_free(&h);
 }
 
+/* ---- record sizes at the store's header form boundaries ---- */
+
+/* Lengths at the boundaries of every record header form (1 byte up to 127,
+ * 2 up to 8191, 5 above), of the old 16 KiB form and of 64 KiB segments. */
+static const size_t rs_lens[] = {0,     1,     126,   127,   128,   129,    8190,   8191,
+                                 8192,  8193,  16383, 16384, 65535, 65536, 65537, 300000,
+                                 1048579};
+#define RS_N (sizeof rs_lens / sizeof rs_lens[0])
+#define RS_MAX 1048579
+
+/* rs_fill writes message k's len bytes at p, a pattern that differs between
+ * messages and along each one, CR and LF bytes included. */
+static void rs_fill(char *p, size_t len, size_t k)
+{
+    size_t j;
+    for (j = 0; j < len; j++)
+        p[j] = (char)(k * 131u + j * 7u + (j >> 8));
+}
+
+/* rs_frame writes "<head>\r\n<message k of len bytes>\r\n" at w and returns
+ * its length. */
+static size_t rs_frame(char *w, const char *head, size_t len, size_t k)
+{
+    size_t n = strlen(head);
+    memcpy(w, head, n);
+    w[n++] = '\r';
+    w[n++] = '\n';
+    rs_fill(w + n, len, k);
+    n += len;
+    w[n++] = '\r';
+    w[n++] = '\n';
+    return n;
+}
+
+/* rs_expect checks conn c's output is exactly want[0:n) and forgets it. */
+static void rs_expect(harness *h, uint32_t c, const char *want, size_t n, size_t len)
+{
+    size_t got_n;
+    char *got = h_take(h, c, &got_n);
+    int ok = got_n == n && memcmp(got, want, n) == 0;
+    CHECK(ok);
+    if (!ok)
+        fprintf(stderr, "  message of %zu bytes: got %zu output bytes, want %zu: %.40s\n", len, got_n,
+                n, got);
+    free(got);
+}
+
+static void test_record_sizes(void)
+{
+    harness h;
+    beuss_config cfg;
+    uint32_t a;
+    size_t order[2 * RS_N], n = 0, k, wn;
+    uint64_t id = 0, now = 1000;
+    char head[64];
+    char *w = malloc(RS_MAX + 64), *want = malloc(RS_MAX + 64);
+    beuss_stats st;
+    current = "messages at every header size boundary, FIFO, byte for byte";
+    beuss_config_init(&cfg);
+    cfg.max_message_size = RS_MAX;
+    /* Room for the biggest reply, so its connection is never paused. */
+    cfg.output_high_water = 4 * RS_MAX;
+    h_init_cfg(&h, &cfg);
+    a = h_open(&h);
+    for (k = 0; k < RS_N; k++)
+        order[n++] = k;
+    for (k = 0; k < RS_N; k++)
+        order[n++] = k % 2 ? RS_N - 1 - k / 2 : k / 2;
+    for (k = 0; k < n; k++) {
+        size_t len = rs_lens[order[k]];
+        snprintf(head, sizeof head, "PUT q %zu", len);
+        wn = rs_frame(w, head, len, k);
+        h_feed(&h, a, w, wn, now);
+        snprintf(head, sizeof head, "OK %zu\r\n", len);
+        rs_expect(&h, a, head, strlen(head), len);
+    }
+    for (k = 0; k < n; k++) {
+        size_t len = rs_lens[order[k]];
+        h_feeds(&h, a, "GET q\r\n");
+        snprintf(head, sizeof head, "MSG %zu", len);
+        wn = rs_frame(want, head, len, k);
+        rs_expect(&h, a, want, wn, len);
+    }
+    stats(&h, &st);
+    CHECK(st.messages == 0 && st.bytes == 0);
+
+    current = "messages of every size leased, put back with their count, taken again";
+    for (k = 0; k < RS_N; k++) {
+        size_t len = rs_lens[k];
+        uint32_t round;
+        snprintf(head, sizeof head, "PUT q %zu", len);
+        wn = rs_frame(w, head, len, k);
+        memcpy(w + wn, "PUT q 1\r\nz\r\n", 12);
+        h_feed(&h, a, w, wn + 12, now);
+        snprintf(head, sizeof head, "OK %zu\r\nOK 1\r\n", len);
+        rs_expect(&h, a, head, strlen(head), len);
+        /* Deliveries 1 and 2 end in NACK, 3 in expiry: two return paths. */
+        for (round = 1; round <= 3; round++) {
+            h_feed(&h, a, "GET q LEASE 100\r\n", 17, now);
+            snprintf(head, sizeof head, "MSG %zu %llu %u", len, (unsigned long long)++id, round);
+            wn = rs_frame(want, head, len, k);
+            rs_expect(&h, a, want, wn, len);
+            if (round < 3) {
+                snprintf(head, sizeof head, "NACK %llu\r\n", (unsigned long long)id);
+                h_feed(&h, a, head, strlen(head), now);
+                EXPECT(&h, a, "OK\r\n");
+            } else {
+                now += 100;
+                beuss_tick(h.e, now);
+                h_drain(&h);
+            }
+        }
+        h_feed(&h, a, "GET q\r\nGET q\r\n", 14, now);
+        snprintf(head, sizeof head, "MSG %zu", len);
+        wn = rs_frame(want, head, len, k);
+        memcpy(want + wn, "MSG 1\r\nz\r\n", 10);
+        rs_expect(&h, a, want, wn + 10, len);
+    }
+    stats(&h, &st);
+    CHECK(st.messages == 0 && st.leased == 0 && st.nacked == 2 * RS_N && st.expired == RS_N &&
+          st.redelivered == 3 * RS_N);
+    h_free(&h);
+    free(w);
+    free(want);
+}
+
+/* test_store_cost_stats checks through STATS memory what a queued message
+ * costs: its payload and a 1-byte header, plus segment overhead. */
+static void test_store_cost_stats(void)
+{
+    static const size_t lens[] = {0, 4, 127};
+    size_t t;
+    for (t = 0; t < sizeof lens / sizeof lens[0]; t++) {
+        harness h;
+        uint32_t c;
+        const size_t len = lens[t], n = 300000;
+        size_t per = 0, i, wn = 0, chunk;
+        char head[32], *in;
+        beuss_stats s0, s1;
+        uint64_t grown, bound;
+        current = "STATS memory per queued small message";
+        h_init(&h);
+        c = h_open(&h);
+        /* Every message the same frame; the first creates the queue. */
+        snprintf(head, sizeof head, "PUT m %zu", len);
+        in = malloc((n + 1) * (len + 32));
+        per = rs_frame(in, head, len, 0);
+        for (i = 1; i <= n; i++)
+            memcpy(in + i * per, in, per);
+        h_feed(&h, c, in, per, 1000);
+        free(h_take(&h, c, NULL));
+        stats(&h, &s0);
+        /* in chunks of 64 KiB, as a socket delivers */
+        for (wn = per; wn < (n + 1) * per; wn += chunk) {
+            chunk = (n + 1) * per - wn < 65536 ? (n + 1) * per - wn : 65536;
+            h_feed(&h, c, in + wn, chunk, 1000);
+            free(h_take(&h, c, NULL));
+        }
+        stats(&h, &s1);
+        CHECK(s1.messages == n + 1);
+        /* At least 1 header byte per message; beyond n * (len + 1), at most
+         * the doubling first segments (< 2 x 64 KiB), each 64 KiB segment's
+         * struct and unfillable end (< 64 bytes), and the connection's
+         * buffers for one 64 KiB chunk. */
+        grown = s1.memory - s0.memory;
+        bound = n * (len + 1) + 2 * 65536 + (n * (len + 1) / 65000 + 1) * 64 + 2 * 65536;
+        CHECK(grown >= n * (len + 1));
+        CHECK(grown <= bound);
+        if (getenv("BEUSS_VERBOSE") || grown > bound)
+            fprintf(stderr, "  len %zu: memory grew %llu bytes for %zu messages (bound %llu)\n", len,
+                    (unsigned long long)grown, n, (unsigned long long)bound);
+        free(in);
+        h_free(&h);
+    }
+}
+
 int main(void)
 {
     test_basic_transcript();
@@ -2242,6 +2419,8 @@ int main(void)
     test_lease_dead_letter();
     test_lease_credit();
     test_lease_alloc_failures();
+    test_record_sizes();
+    test_store_cost_stats();
     {
         uint32_t k;
         for (k = 0; k < 8; k++)
