@@ -9,7 +9,8 @@
 //   new Engine(config, now)       config: {maxMessageSize, oversize,
 //                                 maxQueuedBytes, maxLine, outputHighWater,
 //                                 queueIdleMs, maxDeliver, subBuffer,
-//                                 subPolicy, nextFire}, each optional (C
+//                                 subPolicy, nextFire, reuseOutput}, each
+//                                 optional (C
 //                                 defaults). nextFire(spec, afterMs) ->
 //                                 number | string is the schedule
 //                                 calculator: the next Unix ms strictly
@@ -19,7 +20,7 @@
 //                                 tick(), so it must not call the engine.
 //   open() -> id                  throws an Error with .status on failure
 //   close(id, now)       -> output   output: a Buffer holding the output
-//   feed(id, chunk, now) -> output   of every connection concerned, one
+//   feed(id, chunk, now[, len]) -> output   of every connection concerned, one
 //   pause(id)            -> output   after the other, or undefined when
 //   resume(id, now)      -> output   there is none; see "Output index"
 //   tick(now)            -> output   below
@@ -27,8 +28,10 @@
 //   nextDeadline() -> number      ms, or -1 when nothing is scheduled
 //   stats() -> object             the counters of beuss_stats
 //   free()                        releases the engine now (the GC would too)
+//   releaseOutput()               drops the reused output Buffer (below)
 //   index                         the Uint32Array described below
-// Module exports: Engine, strerror(status) -> string, constants (the
+// Module exports: Engine, strerror(status) -> string, keepFreedMemory()
+// and returnFreedMemory() (the C library's allocator, see below), constants (the
 // header's defaults, limits, BEUSS_OUT_* flags and status codes, without
 // the BEUSS_ prefix).
 //
@@ -39,7 +42,7 @@
 // BEUSS_EOVERFLOW, ...), then n entries of 4 words: conn, offset, length,
 // flags (BEUSS_OUT_*), offset and length in bytes into the returned Buffer.
 // One Buffer and no JS object per message keeps the hot path at one native
-// call and one allocation per chunk. The output is drained even when the
+// call and at most one allocation per chunk. The output is drained even when the
 // status is an error, so that the output owed to other connections is never
 // lost; the caller decides what the status means.
 //
@@ -47,7 +50,12 @@
 // call only (the engine copies any incomplete tail it keeps); no pointer into
 // a JS buffer outlives a call. The returned Buffer is a copy of the engine's
 // output, owned by JS: the engine's own output memory is released with
-// beuss_output_done() before the call returns.
+// beuss_output_done() before the call returns. With the config's
+// `reuseOutput`, outputs up to kOutputReuseMax bytes are copied into one
+// Buffer kept from call to call (no allocation, so no garbage, per call):
+// the caller must be done with it before its next call, or call
+// releaseOutput() to let it go (a socket that could not write it at once
+// still refers to it) so that the next call takes a new one.
 
 #include <napi.h>
 
@@ -57,6 +65,10 @@
 #include <string>
 #include <type_traits>
 #include <vector>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "beuss.h"
 
@@ -68,6 +80,12 @@ constexpr size_t kIndexEntry = 4;
 // Initial index capacity, in entries: most calls concern one or two
 // connections; a PUT that wakes many consumers grows it once.
 constexpr size_t kIndexInitialEntries = 64;
+// Outputs up to this size go into the reused output Buffer (reuseOutput);
+// larger ones, rare and large enough for an allocation not to matter, get
+// a Buffer of their own, so the reused one stays small.
+constexpr size_t kOutputReuseMax = 512 * 1024;
+// The reused output Buffer's first size; it doubles up to kOutputReuseMax.
+constexpr size_t kOutputReuseMin = 16 * 1024;
 
 // Returns the uint64 value of a JS number argument (a non-negative integer,
 // checked by the TypeScript caller).
@@ -91,6 +109,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
                            InstanceMethod<&Engine::SetWallClock>("setWallClock"),
                            InstanceMethod<&Engine::Stats>("stats"),
                            InstanceMethod<&Engine::Free>("free"),
+                           InstanceMethod<&Engine::ReleaseOutput>("releaseOutput"),
                        });
   }
 
@@ -118,6 +137,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     if (sp.IsNumber()) {
       cfg.sub_policy = ToU64(sp) == BEUSS_SUB_DISCONNECT ? BEUSS_SUB_DISCONNECT : BEUSS_SUB_DROP_OLDEST;
     }
+    reuse_output_ = c.Get("reuseOutput").ToBoolean().Value();
     Napi::Value nf = c.Get("nextFire");
     if (nf.IsFunction()) {
       next_fire_ = Napi::Persistent(nf.As<Napi::Function>());
@@ -222,7 +242,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
       Napi::Error::New(env, "engine output over 4 GiB in one call").ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(env, total);
+    Napi::Buffer<uint8_t> buf = OutputBuffer(env, total);
     if (env.IsExceptionPending()) {
       beuss_output_done(engine_);
       return env.Undefined();
@@ -241,6 +261,31 @@ class Engine : public Napi::ObjectWrap<Engine> {
     }
     beuss_output_done(engine_);
     return buf;
+  }
+
+  // Returns a Buffer of at least total bytes for Drain: the reused one when
+  // reuseOutput is on and total fits (growing it if needed), else a new one
+  // of exactly total bytes.
+  Napi::Buffer<uint8_t> OutputBuffer(Napi::Env env, size_t total) {
+    if (!reuse_output_ || total > kOutputReuseMax) return Napi::Buffer<uint8_t>::New(env, total);
+    // Its length is read from the object on every call rather than cached:
+    // JS could detach its ArrayBuffer.
+    if (!out_ref_.IsEmpty()) {
+      Napi::Buffer<uint8_t> kept = out_ref_.Value();
+      if (kept.Length() >= total) return kept;
+    }
+    size_t cap = kOutputReuseMin;
+    while (cap < total) cap *= 2;
+    Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(env, cap);
+    if (!env.IsExceptionPending()) out_ref_ = Napi::Persistent(buf);
+    return buf;
+  }
+
+  // Lets the reused output Buffer go: the next call that has output takes a
+  // new one, and the old one lives as long as JS refers to it.
+  Napi::Value ReleaseOutput(const Napi::CallbackInfo &info) {
+    out_ref_.Reset();
+    return info.Env().Undefined();
   }
 
   Napi::Value Open(const Napi::CallbackInfo &info) {
@@ -272,8 +317,15 @@ class Engine : public Napi::ObjectWrap<Engine> {
       return env.Undefined();
     }
     Napi::Uint8Array chunk = info[1].As<Napi::Uint8Array>();
-    int st = beuss_feed(engine_, info[0].As<Napi::Number>().Uint32Value(), chunk.Data(),
-                        chunk.ByteLength(), ToU64(info[2]));
+    // An optional length feeds only the chunk's first bytes (a reused read
+    // buffer), sparing the caller a subarray object per read.
+    size_t len = chunk.ByteLength();
+    if (info.Length() > 3 && info[3].IsNumber()) {
+      uint64_t n = ToU64(info[3]);
+      if (n < len) len = static_cast<size_t>(n);
+    }
+    int st = beuss_feed(engine_, info[0].As<Napi::Number>().Uint32Value(), chunk.Data(), len,
+                        ToU64(info[2]));
     return Drain(env, st);
   }
 
@@ -359,6 +411,9 @@ class Engine : public Napi::ObjectWrap<Engine> {
 
   beuss_engine *engine_ = nullptr;
   Napi::Reference<Napi::Uint32Array> index_ref_;
+  // The reused output Buffer (reuseOutput), empty until the first output.
+  Napi::Reference<Napi::Buffer<uint8_t>> out_ref_;
+  bool reuse_output_ = false;
   Napi::FunctionReference next_fire_;
   // Reused across calls so that draining does not allocate per call.
   std::vector<beuss_output> pending_;
@@ -369,9 +424,40 @@ Napi::Value StrError(const Napi::CallbackInfo &info) {
   return Napi::String::New(info.Env(), beuss_strerror(info[0].As<Napi::Number>().Int32Value()));
 }
 
+// Freed memory and the C library's allocator. glibc gives back freed memory
+// at the top of its heap as soon as it passes 128 KiB (and large blocks at
+// once, with munmap), so a queue that fills, drains and fills again pays a
+// page fault for every 4 KiB of every message each time; with 1 MiB
+// messages that halved input throughput. keepFreedMemory() makes glibc keep
+// what is freed (large blocks come from the heap up to 32 MiB, no automatic
+// trim), and returnFreedMemory() gives back every free page, for the server
+// to call once it is idle: the policy of allocators with decay, such as
+// jemalloc's. Both return whether they did anything (false outside glibc).
+Napi::Value KeepFreedMemory(const Napi::CallbackInfo &info) {
+#if defined(__GLIBC__)
+  bool ok = mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) == 1;
+  // A threshold over any heap this process can have: trims come from
+  // returnFreedMemory() only.
+  ok = mallopt(M_TRIM_THRESHOLD, 0x7FFFFFFF) == 1 && ok;
+  return Napi::Boolean::New(info.Env(), ok);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
+Napi::Value ReturnFreedMemory(const Napi::CallbackInfo &info) {
+#if defined(__GLIBC__)
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) == 1);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", Engine::Define(env));
   exports.Set("strerror", Napi::Function::New<StrError>(env, "strerror"));
+  exports.Set("keepFreedMemory", Napi::Function::New<KeepFreedMemory>(env, "keepFreedMemory"));
+  exports.Set("returnFreedMemory", Napi::Function::New<ReturnFreedMemory>(env, "returnFreedMemory"));
   // The engine's constants, taken from the header at build time so that
   // TypeScript never copies them by hand.
   Napi::Object k = Napi::Object::New(env);

@@ -85,6 +85,13 @@ export interface EngineConfig {
   subPolicy?: SubPolicy;
   /** The schedule calculator for `SCHEDULE ADD`; without it, schedules are refused with `BAD_SCHEDULE`. */
   nextFire?: NextFire;
+  /**
+   * Return small outputs in one Buffer reused from call to call instead of
+   * a new Buffer each time (no garbage per call). The caller must be done
+   * with an output before the next call, or call `releaseOutput()` first
+   * (e.g. when a socket kept a reference to it). Default false.
+   */
+  reuseOutput?: boolean;
 }
 
 /** A snapshot of the engine's counters (the same as the STATS command's). */
@@ -126,19 +133,22 @@ interface NativeEngine {
   index: Uint32Array;
   open(): number;
   close(id: number, now: number): Buffer | undefined;
-  feed(id: number, chunk: Uint8Array, now: number): Buffer | undefined;
+  feed(id: number, chunk: Uint8Array, now: number, length?: number): Buffer | undefined;
   pause(id: number): Buffer | undefined;
   resume(id: number, now: number): Buffer | undefined;
   tick(now: number): Buffer | undefined;
   nextDeadline(): number;
   setWallClock(now: number, wallMs: number): void;
   stats(): EngineStats;
+  releaseOutput(): void;
   free(): void;
 }
 
 interface NativeAddon {
-  Engine: new (config: Record<string, number | NextFire>, now: number) => NativeEngine;
+  Engine: new (config: Record<string, number | boolean | NextFire>, now: number) => NativeEngine;
   strerror(status: number): string;
+  keepFreedMemory(): boolean;
+  returnFreedMemory(): boolean;
   constants: EngineConstants;
 }
 
@@ -210,6 +220,21 @@ function load(): NativeAddon {
   return addon;
 }
 
+/**
+ * Makes the C library's allocator keep freed memory for reuse instead of
+ * giving it back at once (glibc only; elsewhere a no-op returning false).
+ * Affects the whole process: for beuss-server, which then calls
+ * `returnFreedMemory()` when idle. Returns whether it applied.
+ */
+export function keepFreedMemory(): boolean {
+  return load().keepFreedMemory();
+}
+
+/** Gives every free page of the C library's heap back to the system (glibc only); returns whether any was. */
+export function returnFreedMemory(): boolean {
+  return load().returnFreedMemory();
+}
+
 /** Returns the engine's constants (flags, defaults, limits, status codes). */
 export function engineConstants(): EngineConstants {
   return load().constants;
@@ -262,7 +287,7 @@ export class Engine {
     const a = load();
     this.constants = a.constants;
     const k = a.constants;
-    const c: Record<string, number | NextFire> = {};
+    const c: Record<string, number | boolean | NextFire> = {};
     if (config.maxMessageSize !== undefined) {
       checkUint('maxMessageSize', config.maxMessageSize, 1);
       if (config.maxMessageSize > k.MAX_MAX_MESSAGE_SIZE) {
@@ -288,6 +313,10 @@ export class Engine {
     if (config.outputHighWater !== undefined) {
       checkUint('outputHighWater', config.outputHighWater, 1);
       c.outputHighWater = config.outputHighWater;
+    }
+    if (config.reuseOutput !== undefined) {
+      if (typeof config.reuseOutput !== 'boolean') throw new TypeError(`reuseOutput must be a boolean, got ${String(config.reuseOutput)}`);
+      c.reuseOutput = config.reuseOutput;
     }
     if (config.queueIdleMs !== undefined) {
       checkUint('queueIdleMs', config.queueIdleMs);
@@ -349,16 +378,20 @@ export class Engine {
   }
 
   /**
-   * Runs every complete request in `chunk`, received from connection `id`;
-   * returns the output produced. The chunk is read during the call only. A
+   * Runs every complete request in the first `length` bytes of `chunk` (all
+   * of it by default), received from connection `id`; returns the output
+   * produced. The chunk is read during the call only. A
    * `status` of `EOVERFLOW` or `ENOMEM` afterwards means this connection's
    * input could not be kept: close it.
    */
-  feed(id: number, chunk: Uint8Array, now: number): Buffer | undefined {
+  feed(id: number, chunk: Uint8Array, now: number, length: number = chunk.length): Buffer | undefined {
     checkId(id);
     if (!(chunk instanceof Uint8Array)) throw new TypeError('chunk must be a Buffer or Uint8Array');
     checkNow(now);
-    return this.#check(this.#native.feed(id, chunk, now), 'feed', id);
+    if (!Number.isInteger(length) || length < 0 || length > chunk.length) {
+      throw new RangeError(`length must be an integer from 0 to the chunk's ${chunk.length} bytes, got ${length}`);
+    }
+    return this.#check(this.#native.feed(id, chunk, now, length), 'feed', id);
   }
 
   /** Stops pushing to connection `id` and running its requests (its socket is full); returns any output produced. */
@@ -390,6 +423,15 @@ export class Engine {
     checkNow(now);
     checkNow(wallMs);
     this.#native.setWallClock(now, wallMs);
+  }
+
+  /**
+   * With `reuseOutput`: lets the reused output Buffer go, so that the next
+   * call returns a new one and the last one stays valid for whoever still
+   * refers to it. A no-op otherwise.
+   */
+  releaseOutput(): void {
+    this.#native.releaseOutput();
   }
 
   /** Returns a snapshot of the engine's counters. */

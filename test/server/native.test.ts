@@ -227,3 +227,73 @@ describe('native engine binding', () => {
     e.free();
   });
 });
+
+describe('native engine binding: reused output and partial feeds', () => {
+  /** Returns each entry's bytes as text; the reused Buffer may be longer than its entries. */
+  const texts = (e: Engine, out: Buffer | undefined): string[] => {
+    const ix = e.index;
+    const res: string[] = [];
+    for (let i = 0; i < ix[0]!; i++) {
+      const p = 2 + 4 * i;
+      res.push(out!.subarray(ix[p + 1]!, ix[p + 1]! + ix[p + 2]!).toString('latin1'));
+    }
+    return res;
+  };
+
+  it('reuseOutput returns one Buffer from call to call until releaseOutput, which leaves the old one intact', () => {
+    const e = new Engine({ reuseOutput: true }, 0);
+    const a = e.open();
+    const first = e.feed(a, Buffer.from('PING\r\n'), 0)!;
+    expect(texts(e, first)).toEqual(['PONG\r\n']);
+    const second = e.feed(a, Buffer.from('PUT q 3\r\nabc\r\n'), 0)!;
+    expect(second).toBe(first);
+    expect(texts(e, second)).toEqual(['OK 3\r\n']);
+    const kept = Buffer.from(second.subarray(0, 6));
+    e.releaseOutput();
+    const third = e.feed(a, Buffer.from('GET q\r\n'), 0)!;
+    expect(third).not.toBe(second);
+    expect(texts(e, third)).toEqual(['MSG 3\r\nabc\r\n']);
+    // The released Buffer was not written again.
+    expect(second.subarray(0, 6)).toEqual(kept);
+    e.free();
+  });
+
+  it('without reuseOutput every call returns a Buffer of its own, of the output\'s exact size', () => {
+    const e = new Engine({}, 0);
+    const a = e.open();
+    const first = e.feed(a, Buffer.from('PING\r\n'), 0)!;
+    const second = e.feed(a, Buffer.from('PING\r\n'), 0)!;
+    expect(second).not.toBe(first);
+    expect([first.length, first.toString()]).toEqual([6, 'PONG\r\n']);
+    e.free();
+  });
+
+  it('an output larger than the reused Buffer may grow to comes in a Buffer of its own', () => {
+    const e = new Engine({ reuseOutput: true, maxMessageSize: 1 << 20, outputHighWater: 4 << 20 }, 0);
+    const a = e.open();
+    const small = e.feed(a, Buffer.from('PING\r\n'), 0)!;
+    const big = Buffer.alloc(600 * 1024, 0x61);
+    e.feed(a, Buffer.concat([Buffer.from(`PUT big ${big.length}\r\n`), big, Buffer.from('\r\n')]), 0);
+    const out = e.feed(a, Buffer.from('GET big\r\n'), 0)!;
+    expect(out).not.toBe(small);
+    const [reply] = texts(e, out);
+    expect(reply!.length).toBe(`MSG ${big.length}\r\n`.length + big.length + 2);
+    // The small reused one is still the one used for small outputs.
+    expect(e.feed(a, Buffer.from('PING\r\n'), 0)).toBe(small);
+    e.free();
+  });
+
+  it('feed(id, chunk, now, length) reads only the first length bytes, and checks length', () => {
+    const e = new Engine({}, 0);
+    const a = e.open();
+    const chunk = Buffer.from('PING\r\nGARBAGE WITH NO LINE END');
+    expect(entries(e, e.feed(a, chunk, 0, 6)).map((x) => x.data)).toEqual(['PONG\r\n']);
+    // What lay past length was never seen: the connection is in sync.
+    expect(entries(e, e.feed(a, Buffer.from('PING\r\n'), 0)).map((x) => x.data)).toEqual(['PONG\r\n']);
+    expect(() => e.feed(a, chunk, 0, chunk.length + 1)).toThrow(RangeError);
+    expect(() => e.feed(a, chunk, 0, -1)).toThrow(RangeError);
+    expect(() => e.feed(a, chunk, 0, 1.5)).toThrow(RangeError);
+    expect(() => new Engine({ reuseOutput: 1 as unknown as boolean }, 0)).toThrow(TypeError);
+    e.free();
+  });
+});
