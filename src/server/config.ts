@@ -29,6 +29,12 @@ export interface ServerConfig {
   subBuffer: number;
   /** What a subscriber's full buffer does. */
   subPolicy: SubPolicy;
+  /**
+   * How sockets are read: `shared` (default) reads every connection into one
+   * reused buffer; `data` uses Node's 'data' events (a new buffer per read),
+   * the path taken when the runtime cannot give a server socket a buffer.
+   */
+  readMode?: 'shared' | 'data';
 }
 
 /** Default values, except those the engine defines (message size, line length). */

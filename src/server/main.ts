@@ -3,7 +3,7 @@
 // SIGINT/SIGTERM. Exit codes: 0 stopped, 1 could not start, 2 bad usage.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { engineConstants, packageRoot, type EngineConstants } from '../native.js';
+import { engineConstants, keepFreedMemory, packageRoot, type EngineConstants } from '../native.js';
 import { helpText, parseArgs, UsageError, type EngineLimits } from './config.js';
 import { BeussServer } from './server.js';
 
@@ -64,6 +64,9 @@ export async function main(argv: readonly string[]): Promise<void> {
   // went away) must not bring the server down with EPIPE.
   process.stdout.on('error', () => {});
   process.stderr.on('error', () => {});
+  // This process is the server's own: let the C library keep freed memory
+  // for the next messages; the server gives it back once idle.
+  keepFreedMemory();
   const server = new BeussServer(config, log);
   // Handlers go in before the start line is printed: whoever reads that
   // line may signal at once.

@@ -6,7 +6,7 @@
 // engine's timer, the connection cap and the graceful stop.
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { Engine, type EngineStats } from '../native.js';
+import { Engine, returnFreedMemory, type EngineStats } from '../native.js';
 import type { ServerConfig } from './config.js';
 import { createNextFire } from './schedule.js';
 
@@ -42,6 +42,18 @@ const WAIT_READ_LIMIT = 64 * 1024;
 const LINGER_MS = 10_000;
 const LINGER_MAX_MS = 60_000;
 
+// Every connection is read into one shared buffer (Node's onread): the
+// engine copies what it keeps before feed() returns, so the buffer is free
+// again for the next read, whichever socket it comes from. Without it Node
+// allocates a new buffer per read, and a burst of input leaves tens of MB
+// of them to the garbage collector, in RSS until it runs.
+const READ_BUFFER_SIZE = 64 * 1024;
+
+// Memory freed while clients are active is kept for reuse (see
+// keepFreedMemory in src/native.ts); once a whole IDLE_RETURN_MS has passed
+// without input after some, every free page goes back to the system.
+const IDLE_RETURN_MS = 1000;
+
 /** One client connection and the state that decides whether we read it. */
 class Conn {
   /** socket.write() returned false: wait for 'drain'. */
@@ -74,6 +86,9 @@ export class BeussServer {
   // Indexed by engine connection id (small integers, reused after close).
   readonly #conns: Array<Conn | undefined> = [];
   #count = 0;
+  // The read buffer every connection shares (see READ_BUFFER_SIZE).
+  #readBuffer: Buffer | undefined;
+  readonly #readMode: 'shared' | 'data';
   // Every socket not yet closed, served or refused: the stop waits for them.
   readonly #sockets = new Set<net.Socket>();
   #timer: NodeJS.Timeout | undefined;
@@ -81,6 +96,10 @@ export class BeussServer {
   // Re-reads the wall clock now and then, so that a stepped system clock
   // reaches PUT … AT and schedules without waiting for the next tick.
   #wallClock: NodeJS.Timeout | undefined;
+  // Input arrived since the last idle check; and since memory was last returned.
+  #active = false;
+  #activeSinceReturn = false;
+  #idleReturn: NodeJS.Timeout | undefined;
   #stopping = false;
   #stopped: Promise<void> | undefined;
   #onAllClosed: (() => void) | undefined;
@@ -93,6 +112,7 @@ export class BeussServer {
   constructor(config: ServerConfig, log: (line: string) => void) {
     this.#config = config;
     this.#log = log;
+    this.#readMode = config.readMode ?? 'shared';
     this.#engine = new Engine(
       {
         maxMessageSize: config.maxMessageSize,
@@ -105,18 +125,21 @@ export class BeussServer {
         subBuffer: config.subBuffer,
         subPolicy: config.subPolicy,
         nextFire: createNextFire(),
+        reuseOutput: true,
       },
       now(),
     );
     this.#engine.setWallClock(now(), Date.now());
     this.#wallClock = setInterval(() => this.#engine.setWallClock(now(), Date.now()), 60_000).unref();
+    this.#idleReturn = setInterval(() => this.#onIdleCheck(), IDLE_RETURN_MS).unref();
     const k = this.#engine.constants;
     this.#OUT_CLOSE = k.OUT_CLOSE;
     this.#OUT_FULL = k.OUT_FULL;
     this.#OUT_WAITING = k.OUT_WAITING;
     // allowHalfOpen: a client may send its requests, shut down its side and
     // still read every reply it is owed.
-    this.#server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => this.#onConnection(s));
+    // pauseOnConnect: nothing is read before the socket is rewrapped with onread.
+    this.#server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (s) => this.#onConnection(s));
   }
 
   /** Returns the bound address once the server listens on the configured host and port. */
@@ -152,6 +175,7 @@ export class BeussServer {
         if (this.#timer) clearTimeout(this.#timer);
         this.#final = this.#engine.stats();
         clearInterval(this.#wallClock);
+        clearInterval(this.#idleReturn);
         this.#engine.free();
         resolve();
       };
@@ -178,44 +202,77 @@ export class BeussServer {
     });
   }
 
-  #onConnection(socket: net.Socket): void {
-    this.#sockets.add(socket);
-    socket.on('close', () => {
-      this.#sockets.delete(socket);
-      this.#checkAllClosed();
-    });
-    if (this.#stopping) {
-      socket.on('error', () => {});
-      socket.end('ERR SHUTTING_DOWN the server is stopping\r\n');
-      this.#linger(socket);
-      return;
-    }
+  #onConnection(accepted: net.Socket): void {
+    const refuse = (line: string) => {
+      this.#track(accepted);
+      accepted.on('error', () => {});
+      accepted.end(line);
+      this.#linger(accepted);
+    };
+    if (this.#stopping) return refuse('ERR SHUTTING_DOWN the server is stopping\r\n');
     if (this.#count >= this.#config.maxConnections) {
-      socket.on('error', () => {});
-      socket.end(`ERR TOO_MANY_CONNECTIONS the server serves at most ${this.#config.maxConnections} connections\r\n`);
-      this.#linger(socket);
-      return;
+      return refuse(`ERR TOO_MANY_CONNECTIONS the server serves at most ${this.#config.maxConnections} connections\r\n`);
     }
     let id: number;
     try {
       id = this.#engine.open();
     } catch (err) {
       this.#log(`cannot register a connection: ${(err as Error).message}`);
-      socket.on('error', () => {});
-      socket.end('ERR INTERNAL the server is out of memory\r\n');
-      this.#linger(socket);
-      return;
+      return refuse('ERR INTERNAL the server is out of memory\r\n');
     }
-    const c = new Conn(id, socket);
+    let c: Conn | undefined;
+    const onRead = (n: number, buf: Buffer): boolean => {
+      if (c !== undefined) this.#guard(c, () => this.#socketOnData(c!, buf, n));
+      return true;
+    };
+    const socket = this.#withSharedBuffer(accepted, onRead);
+    c = new Conn(id, socket);
+    this.#track(socket);
     this.#conns[id] = c;
     this.#count++;
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
-    socket.on('data', (chunk: Buffer) => this.#guard(c, () => this.#socketOnData(c, chunk)));
-    socket.on('drain', () => this.#guard(c, () => this.#socketOnDrain(c)));
-    socket.on('end', () => this.#guard(c, () => this.#socketOnEnd(c)));
-    socket.on('error', (err: NodeJS.ErrnoException) => this.#socketOnError(c, err));
-    socket.on('close', () => this.#guard(c, () => this.#socketOnClose(c)));
+    if (socket === accepted) {
+      socket.on('data', (chunk: Buffer) => this.#guard(c!, () => this.#socketOnData(c!, chunk, chunk.length)));
+    }
+    socket.on('drain', () => this.#guard(c!, () => this.#socketOnDrain(c!)));
+    socket.on('end', () => this.#guard(c!, () => this.#socketOnEnd(c!)));
+    socket.on('error', (err: NodeJS.ErrnoException) => this.#socketOnError(c!, err));
+    socket.on('close', () => this.#guard(c!, () => this.#socketOnClose(c!)));
+    socket.resume();
+  }
+
+  /** Counts a socket until it closes: the stop waits for every one. */
+  #track(socket: net.Socket): void {
+    this.#sockets.add(socket);
+    socket.on('close', () => {
+      this.#sockets.delete(socket);
+      this.#checkAllClosed();
+    });
+  }
+
+  /**
+   * Returns a socket over the accepted connection that reads into the
+   * shared buffer (see READ_BUFFER_SIZE), or the accepted socket itself
+   * where that cannot be done. net.Server has no onread option, only
+   * net.Socket has: the accepted socket, still paused, hands its handle to
+   * a new net.Socket made with onread. The handle is Node's private
+   * `_handle`, there since Node 0.x; if a runtime lacks it the server
+   * reads with 'data' events as before, only with more garbage.
+   */
+  #withSharedBuffer(accepted: net.Socket, callback: (n: number, buf: Buffer) => boolean): net.Socket {
+    if (this.#readMode === 'data') return accepted;
+    const a = accepted as net.Socket & { _handle?: unknown };
+    const handle = a._handle;
+    if (handle === null || typeof handle !== 'object' || accepted.readableFlowing === true) return accepted;
+    a._handle = null;
+    // Releases the server's count of the old socket; it owns nothing now.
+    accepted.destroy();
+    const buffer = (this.#readBuffer ??= Buffer.allocUnsafe(READ_BUFFER_SIZE));
+    const opts = { handle, allowHalfOpen: true, onread: { buffer, callback } } as net.SocketConstructorOpts;
+    const socket = new net.Socket(opts);
+    socket.pause();
+    return socket;
   }
 
   /** Runs f; an unexpected failure (a bug, not a client's doing) costs this connection only, with one log line. */
@@ -237,13 +294,14 @@ export class BeussServer {
     }
   }
 
-  #socketOnData(c: Conn, chunk: Buffer): void {
+  #socketOnData(c: Conn, chunk: Buffer, n: number): void {
     if (c.done) return;
+    this.#active = true;
     if (c.waiting) {
-      c.readWhileWaiting += chunk.length;
+      c.readWhileWaiting += n;
       if (c.readWhileWaiting >= WAIT_READ_LIMIT) c.socket.pause();
     }
-    const out = this.#engine.feed(c.id, chunk, now());
+    const out = this.#engine.feed(c.id, chunk, now(), n);
     const st = this.#engine.status;
     this.#run(out);
     if (st !== 0) {
@@ -252,6 +310,17 @@ export class BeussServer {
       // it closing (already handled by #run); make sure it goes.
       this.#log(`connection ${c.id}: dropped, engine status ${st === this.#engine.constants.ENOMEM ? 'ENOMEM' : 'EOVERFLOW'}`);
       if (!c.done) this.#finish(c, false);
+    }
+  }
+
+  /** Gives freed memory back to the system after a quiet IDLE_RETURN_MS that followed input. */
+  #onIdleCheck(): void {
+    if (this.#active) {
+      this.#active = false;
+      this.#activeSinceReturn = true;
+    } else if (this.#activeSinceReturn) {
+      this.#activeSinceReturn = false;
+      returnFreedMemory();
     }
   }
 
@@ -288,6 +357,7 @@ export class BeussServer {
     // Connections whose state changed: handled after the loop, since that
     // calls the engine again, which rewrites the index and the output.
     let todo: Conn[] | undefined;
+    let lent = false;
     for (let i = 0, p = 2; i < n; i++, p += 4) {
       const c = this.#conns[ix[p]!];
       if (c === undefined || c.done) continue;
@@ -301,6 +371,10 @@ export class BeussServer {
           c.writeBlocked = true;
           changed = true;
         }
+        // The engine reuses its output Buffer (reuseOutput): a write that
+        // did not complete at once still refers to it, so the engine must
+        // take a new one for its next output.
+        if (!lent && c.socket.writableLength > 0) lent = true;
       }
       const waiting = (flags & this.#OUT_WAITING) !== 0;
       if (waiting !== c.waiting) {
@@ -317,6 +391,7 @@ export class BeussServer {
       }
       if (changed) (todo ??= []).push(c);
     }
+    if (lent) this.#engine.releaseOutput();
     if (todo === undefined) return;
     for (const c of todo) {
       if (c.done) {
