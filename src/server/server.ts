@@ -265,13 +265,18 @@ export class BeussServer {
     const a = accepted as net.Socket & { _handle?: unknown };
     const handle = a._handle;
     if (handle === null || typeof handle !== 'object' || accepted.readableFlowing === true) return accepted;
+    const buffer = (this.#readBuffer ??= Buffer.allocUnsafe(READ_BUFFER_SIZE));
+    const opts = { handle, allowHalfOpen: true, onread: { buffer, callback } } as net.SocketConstructorOpts;
+    let socket: net.Socket;
+    try {
+      socket = new net.Socket(opts);
+    } catch {
+      return accepted;
+    }
+    socket.pause();
     a._handle = null;
     // Releases the server's count of the old socket; it owns nothing now.
     accepted.destroy();
-    const buffer = (this.#readBuffer ??= Buffer.allocUnsafe(READ_BUFFER_SIZE));
-    const opts = { handle, allowHalfOpen: true, onread: { buffer, callback } } as net.SocketConstructorOpts;
-    const socket = new net.Socket(opts);
-    socket.pause();
     return socket;
   }
 
