@@ -5,198 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "beuss.h"
-
-static int failures;
-static int checks;
-static const char *current;
-
-#define CHECK(cond)                                                                     \
-    do {                                                                                \
-        checks++;                                                                       \
-        if (!(cond)) {                                                                  \
-            failures++;                                                                 \
-            fprintf(stderr, "%s:%d: [%s] check failed: %s\n", __FILE__, __LINE__,     \
-                    current, #cond);                                                    \
-        }                                                                               \
-    } while (0)
-
-/* ---- a counting allocator that can fail the Nth allocation ---- */
-
-typedef struct talloc {
-    long count;    /* allocations so far */
-    long fail_at;  /* fail the allocation with this number (1-based), 0 = never */
-    long fail_from; /* fail every allocation from this number on, 0 = never */
-    long live;     /* blocks held */
-} talloc;
-
-static void *t_malloc(void *ctx, size_t n)
-{
-    talloc *t = ctx;
-    void *p;
-    t->count++;
-    if ((t->fail_at && t->count == t->fail_at) || (t->fail_from && t->count >= t->fail_from))
-        return NULL;
-    p = malloc(n);
-    if (p)
-        t->live++;
-    return p;
-}
-
-static void *t_realloc(void *ctx, void *p, size_t n)
-{
-    talloc *t = ctx;
-    void *q;
-    t->count++;
-    if ((t->fail_at && t->count == t->fail_at) || (t->fail_from && t->count >= t->fail_from))
-        return NULL;
-    q = realloc(p, n);
-    if (q && p == NULL)
-        t->live++;
-    return q;
-}
-
-static void t_free(void *ctx, void *p)
-{
-    talloc *t = ctx;
-    if (p) {
-        t->live--;
-        free(p);
-    }
-}
-
-/* ---- harness: collect each connection's output ---- */
-
-#define MAXC 16
-
-typedef struct harness {
-    beuss_engine *e;
-    talloc ta;
-    beuss_allocator al;
-    char *out[MAXC]; /* output since last take, per conn */
-    size_t outlen[MAXC];
-    size_t outcap[MAXC];
-    uint32_t flags[MAXC]; /* last flags reported */
-    int reports[MAXC];
-} harness;
-
-static void h_drain(harness *h)
-{
-    beuss_output o;
-    while (beuss_output_next(h->e, &o)) {
-        CHECK(o.conn < MAXC);
-        if (o.conn >= MAXC)
-            continue;
-        if (h->outlen[o.conn] + o.len + 1 > h->outcap[o.conn]) {
-            size_t cap = (h->outlen[o.conn] + o.len + 1) * 2;
-            h->out[o.conn] = realloc(h->out[o.conn], cap);
-            h->outcap[o.conn] = cap;
-        }
-        if (o.len)
-            memcpy(h->out[o.conn] + h->outlen[o.conn], o.data, o.len);
-        h->outlen[o.conn] += o.len;
-        h->out[o.conn][h->outlen[o.conn]] = 0;
-        h->flags[o.conn] = o.flags;
-        h->reports[o.conn]++;
-    }
-    beuss_output_done(h->e);
-}
-
-static void h_init_cfg(harness *h, const beuss_config *cfg)
-{
-    memset(h, 0, sizeof *h);
-    h->al.malloc = t_malloc;
-    h->al.realloc = t_realloc;
-    h->al.free = t_free;
-    h->al.ctx = &h->ta;
-    h->e = beuss_engine_new(cfg, &h->al, 1000);
-    CHECK(h->e != NULL);
-}
-
-static void h_init(harness *h)
-{
-    h_init_cfg(h, NULL);
-}
-
-static uint32_t h_open(harness *h)
-{
-    uint32_t id = 99;
-    CHECK(beuss_conn_open(h->e, &id) == BEUSS_OK);
-    return id;
-}
-
-static int h_feed(harness *h, uint32_t c, const void *data, size_t len, uint64_t now)
-{
-    int r = beuss_feed(h->e, c, data, len, now);
-    h_drain(h);
-    return r;
-}
-
-static int h_feeds(harness *h, uint32_t c, const char *s)
-{
-    return h_feed(h, c, s, strlen(s), 1000);
-}
-
-/* h_take returns (and forgets) conn c's collected output, malloc'ed. */
-static char *h_take(harness *h, uint32_t c, size_t *len)
-{
-    char *s = malloc(h->outlen[c] + 1);
-    memcpy(s, h->out[c] ? h->out[c] : "", h->outlen[c]);
-    s[h->outlen[c]] = 0;
-    if (len)
-        *len = h->outlen[c];
-    h->outlen[c] = 0;
-    return s;
-}
-
-static int expect_out(harness *h, uint32_t c, const char *want, int line)
-{
-    size_t n;
-    char *got = h_take(h, c, &n);
-    int ok = n == strlen(want) && memcmp(got, want, n) == 0;
-    checks++;
-    if (!ok) {
-        failures++;
-        fprintf(stderr, "%s:%d: [%s] conn %u output\n  want: \"%s\"\n  got:  \"%.*s\"\n",
-                __FILE__, line, current, c, want, (int)(n > 400 ? 400 : n), got);
-    }
-    free(got);
-    return ok;
-}
-
-#define EXPECT(h, c, want) expect_out(h, c, want, __LINE__)
-
-/* expect_prefix checks conn c's output starts with want and forgets it all. */
-static int expect_prefix(harness *h, uint32_t c, const char *want, int line)
-{
-    size_t n;
-    char *got = h_take(h, c, &n);
-    int ok = n >= strlen(want) && memcmp(got, want, strlen(want)) == 0;
-    checks++;
-    if (!ok) {
-        failures++;
-        fprintf(stderr, "%s:%d: [%s] conn %u output\n  want prefix: \"%s\"\n  got:  \"%.*s\"\n",
-                __FILE__, line, current, c, want, (int)(n > 400 ? 400 : n), got);
-    }
-    free(got);
-    return ok;
-}
-
-#define EXPECT_PREFIX(h, c, want) expect_prefix(h, c, want, __LINE__)
-
-static void h_free(harness *h)
-{
-    int i;
-    beuss_engine_free(h->e);
-    CHECK(h->ta.live == 0);
-    for (i = 0; i < MAXC; i++)
-        free(h->out[i]);
-}
-
-static void stats(harness *h, beuss_stats *s)
-{
-    beuss_engine_stats(h->e, s);
-}
+#include "harness.h"
 
 /* ---- tests ---- */
 
@@ -475,7 +284,7 @@ static void test_commands_and_errors(void)
     CHECK(h.flags[c] == 0);
     {
         beuss_stats s;
-        stats(&h, &s);
+        s = stats(&h);
         CHECK(s.protocol_errors == 23);
         if (s.protocol_errors != 23)
             fprintf(stderr, "  protocol_errors %llu\n", (unsigned long long)s.protocol_errors);
@@ -577,7 +386,7 @@ static void test_oversize(void)
     }
     {
         beuss_stats s;
-        stats(&h, &s);
+        s = stats(&h);
         CHECK(s.truncated == 1);
         CHECK(s.puts == 3);
     }
@@ -603,7 +412,7 @@ static void test_oversize(void)
     CHECK(h.flags[c] == 0);
     {
         beuss_stats s;
-        stats(&h, &s);
+        s = stats(&h);
         CHECK(s.rejected_large == 1);
     }
     h_free(&h);
@@ -631,14 +440,14 @@ static void test_oversize_memory_bounded(void)
         h_feeds(&h, c, "PI");
         h_feeds(&h, c, "NG\r\n");
         EXPECT(&h, c, "PONG\r\n");
-        stats(&h, &s);
+        s = stats(&h);
         base = s.memory;
         h_feeds(&h, c, "PUT big 5000000\r\n");
         memset(chunk, 'b', sizeof chunk);
         peak = 0;
         for (sent = 0; sent < total; sent += sizeof chunk) {
             h_feed(&h, c, chunk, sizeof chunk, 1000);
-            stats(&h, &s);
+            s = stats(&h);
             if (s.memory > peak)
                 peak = s.memory;
         }
@@ -681,7 +490,7 @@ static void test_full(void)
     EXPECT(&h, c, "MSG 6\r\n123456\r\nOK 5\r\n");
     {
         beuss_stats s;
-        stats(&h, &s);
+        s = stats(&h);
         CHECK(s.rejected_full == 2);
         CHECK(s.bytes == 9);
         CHECK(s.messages == 2);
@@ -720,7 +529,7 @@ static void test_wait(void)
     CHECK(beuss_next_deadline(h.e) == 2101);
     {
         beuss_stats s;
-        stats(&h, &s);
+        s = stats(&h);
         CHECK(s.waiting == 2);
     }
     h_feed(&h, p, "PUT w 1\r\n1\r\nPUT w 1\r\n2\r\nPUT w 1\r\n3\r\n", 36, 2050);
@@ -785,7 +594,7 @@ static void test_consumers(void)
     }
     {
         beuss_stats s;
-        stats(&h, &s);
+        s = stats(&h);
         CHECK(s.pushed == 30 && s.consumers == 3 && s.messages == 0);
     }
 
@@ -991,7 +800,7 @@ static void test_many_frames(void)
     out = h_take(&h, c, &olen);
     CHECK(olen == n * 6);
     free(out);
-    stats(&h, &s);
+    s = stats(&h);
     CHECK(s.messages == n && s.bytes == n * 6);
     /* Per-message cost in the store: payload + header + slack (a loose bound;
      * test_store_cost_stats checks it closely). */
@@ -1025,7 +834,7 @@ static void test_many_frames(void)
     }
     free(out);
     free(in);
-    stats(&h, &s);
+    s = stats(&h);
     CHECK(s.messages == 0 && s.taken == n && s.puts == n);
     h_free(&h);
 }
@@ -1038,7 +847,7 @@ static void test_close_mid_frame(void)
     uint64_t base;
     current = "close mid-frame";
     h_init(&h);
-    stats(&h, &s);
+    s = stats(&h);
     base = s.memory;
     c = h_open(&h);
     h_feeds(&h, c, "PUT q 100\r\nabc");
@@ -1047,7 +856,7 @@ static void test_close_mid_frame(void)
     c = h_open(&h);
     h_feeds(&h, c, "PU");
     CHECK(beuss_conn_close(h.e, c, 1000) == BEUSS_OK);
-    stats(&h, &s);
+    s = stats(&h);
     CHECK(s.memory == base + 0 || s.queues == 0);
     CHECK(s.connections == 0);
     current = "ids are reused";
@@ -1166,14 +975,7 @@ static void test_alloc_failures(void)
     CHECK(total > 10);
     for (n = 1; n <= total + 5; n++) {
         int i;
-        memset(&h, 0, sizeof h);
-        h.al.malloc = t_malloc;
-        h.al.realloc = t_realloc;
-        h.al.free = t_free;
-        h.al.ctx = &h.ta;
-        h.ta.fail_at = n;
-        h.e = beuss_engine_new(NULL, &h.al, 1000);
-        if (h.e == NULL) {
+        if (h_start(&h, NULL, n) == NULL) {
             CHECK(h.ta.live == 0);
             continue;
         }
@@ -1214,7 +1016,7 @@ static void test_alloc_failures(void)
                "ERR INTERNAL out of memory creating the queue; nothing stored\r\n"
                "ERR INTERNAL out of memory creating the queue\r\n"
                "ERR INTERNAL out of memory creating the queue\r\n");
-        stats(&h, &s);
+        s = stats(&h);
         CHECK(s.queues == 0 && s.messages == 0);
         h.ta.fail_from = 0;
         h_feeds(&h, c, "PUT newq 3\r\nabc\r\nLEN newq\r\n");
@@ -1338,7 +1140,7 @@ static void test_idle_cleanup(void)
     EXPECT(&h, c, "PONG\r\n");
     h_feeds(&h, d, "PING\r\n");
     EXPECT(&h, d, "PONG\r\n");
-    stats(&h, &s);
+    s = stats(&h);
     base = s.memory;
     h_feed(&h, c, "PUT a 1\r\nx\r\nPUT b 1\r\ny\r\nGET a\r\n", strlen("PUT a 1\r\nx\r\nPUT b 1\r\ny\r\nGET a\r\n"), 1000);
     EXPECT(&h, c, "OK 1\r\nOK 1\r\nMSG 1\r\nx\r\n");
@@ -1348,7 +1150,7 @@ static void test_idle_cleanup(void)
     EXPECT(&h, c, "OK 0\r\n");
     beuss_tick(h.e, 1100);
     h_drain(&h);
-    stats(&h, &s);
+    s = stats(&h);
     CHECK(s.queues == 2);
     CHECK(beuss_next_deadline(h.e) == 1150);
     beuss_tick(h.e, 1150);
@@ -1364,7 +1166,7 @@ static void test_idle_cleanup(void)
     h_feed(&h, c, "GET v WAIT 500\r\n", strlen("GET v WAIT 500\r\n"), 2000);
     beuss_tick(h.e, 2400);
     h_drain(&h);
-    stats(&h, &s);
+    s = stats(&h);
     CHECK(s.queues == 3);
     beuss_tick(h.e, 2500); /* the wait ends: v is idle from now */
     h_drain(&h);
@@ -1373,7 +1175,7 @@ static void test_idle_cleanup(void)
     EXPECT(&h, d, "OK\r\n");
     beuss_tick(h.e, 2600);
     h_drain(&h);
-    stats(&h, &s);
+    s = stats(&h);
     CHECK(s.queues == 2); /* v gone; w idle since 2550 */
     beuss_tick(h.e, 2650);
     h_drain(&h);
@@ -1381,7 +1183,7 @@ static void test_idle_cleanup(void)
     EXPECT(&h, c, "MSG 1\r\ny\r\nDATA 12\r\nb 0 0 0 0 0\n\r\n");
     beuss_tick(h.e, 2750);
     h_drain(&h);
-    stats(&h, &s);
+    s = stats(&h);
     CHECK(s.queues == 0);
     /* Everything the queues held is back; the timer heap keeps its array. */
     CHECK(s.memory == base + 16 * sizeof(void *));
@@ -1753,7 +1555,7 @@ static void test_lease_basics(void)
            "OK\r\n"
            "ERR UNKNOWN_LEASE no lease with that id is held by this connection (settled, "
            "expired or another's)\r\n");
-    stats(&h, &s);
+    s = stats(&h);
     CHECK(s.leased == 0 && s.acked == 1 && s.messages == 1);
     CHECK(beuss_next_deadline(h.e) == -1);
 
@@ -1796,7 +1598,7 @@ static void test_lease_expiry_touch_nack(void)
     EXPECT(&h, a,
            "ERR UNKNOWN_LEASE no lease with that id is held by this connection (settled, "
            "expired or another's)\r\nOK 3\r\nMSG 1 2 2\r\nA\r\n");
-    stats(&h, &s);
+    s = stats(&h);
     CHECK(s.expired == 1 && s.redelivered == 1);
 
     current = "TOUCH extends a lease";
@@ -1817,7 +1619,7 @@ static void test_lease_expiry_touch_nack(void)
     h_drain(&h);
     h_feed(&h, a, "GET q LEASE 100\r\nNACK 3\r\nGET q\r\nGET q\r\nGET q\r\n", 46, 1900);
     EXPECT(&h, a, "MSG 1 3 3\r\nA\r\nOK\r\nMSG 1\r\nA\r\nMSG 1\r\nB\r\nMSG 1\r\nC\r\n");
-    stats(&h, &s);
+    s = stats(&h);
     CHECK(s.nacked == 2 && s.leased == 0 && s.messages == 0);
     h_free(&h);
 }
@@ -1876,7 +1678,7 @@ static void test_lease_dead_letter(void)
     EXPECT(&h, a,
            "MSG 6 1 1\r\npoison\r\nOK\r\nMSG 6 2 2\r\npoison\r\nOK\r\nMSG 2 3 1\r\nok\r\nOK\r\n"
            "DATA 29\r\nq 0 0 0 0 1\nq.dead 1 0 0 0 0\n\r\n");
-    stats(&h, &s);
+    s = stats(&h);
     CHECK(s.dead_lettered == 1 && s.messages == 1);
     current = "dead letters can be inspected, taken under a lease and put back";
     h_feeds(&h, a, "PEEK q.dead\r\nGET q.dead LEASE 100\r\nPUT q 6\r\npoison\r\nACK 4\r\n"
@@ -1990,14 +1792,7 @@ static void test_lease_alloc_failures(void)
     for (n = 1; n <= total + 5; n++) {
         beuss_stats s;
         uint32_t i;
-        memset(&h, 0, sizeof h);
-        h.al.malloc = t_malloc;
-        h.al.realloc = t_realloc;
-        h.al.free = t_free;
-        h.al.ctx = &h.ta;
-        h.ta.fail_at = n;
-        h.e = beuss_engine_new(NULL, &h.al, 1000);
-        if (h.e == NULL)
+        if (h_start(&h, NULL, n) == NULL)
             continue;
         lease_scenario(&h);
         h.ta.fail_at = 0;
@@ -2007,7 +1802,7 @@ static void test_lease_alloc_failures(void)
             beuss_conn_close(h.e, i, 1300);
         beuss_tick(h.e, 10000);
         h_drain(&h);
-        stats(&h, &s);
+        s = stats(&h);
         CHECK(s.leased == 0);
         if (s.messages + s.acked != s.puts) {
             CHECK(!"a message was lost or duplicated");
@@ -2196,7 +1991,7 @@ static void test_lease_model(uint32_t seed)
         out = h_take(&h, d, &n);
         lm_parse(&dc, out, n, taken, line, sizeof line);
         free(out);
-        stats(&h, &st);
+        st = stats(&h);
         CHECK(st.leased == 0 && st.messages == 0);
         /* The run went through every path, not just a few. */
         CHECK(st.acked > 10 && st.nacked > 10 && st.expired > 10 && st.redelivered > 10 &&
@@ -2300,7 +2095,7 @@ static void test_record_sizes(void)
         wn = rs_frame(want, head, len, k);
         rs_expect(&h, a, want, wn, len);
     }
-    stats(&h, &st);
+    st = stats(&h);
     CHECK(st.messages == 0 && st.bytes == 0);
 
     current = "messages of every size leased, put back with their count, taken again";
@@ -2335,7 +2130,7 @@ static void test_record_sizes(void)
         memcpy(want + wn, "MSG 1\r\nz\r\n", 10);
         rs_expect(&h, a, want, wn + 10, len);
     }
-    stats(&h, &st);
+    st = stats(&h);
     CHECK(st.messages == 0 && st.leased == 0 && st.nacked == 2 * RS_N && st.expired == RS_N &&
           st.redelivered == 3 * RS_N);
     h_free(&h);
@@ -2368,14 +2163,14 @@ static void test_store_cost_stats(void)
             memcpy(in + i * per, in, per);
         h_feed(&h, c, in, per, 1000);
         free(h_take(&h, c, NULL));
-        stats(&h, &s0);
+        s0 = stats(&h);
         /* in chunks of 64 KiB, as a socket delivers */
         for (wn = per; wn < (n + 1) * per; wn += chunk) {
             chunk = (n + 1) * per - wn < 65536 ? (n + 1) * per - wn : 65536;
             h_feed(&h, c, in + wn, chunk, 1000);
             free(h_take(&h, c, NULL));
         }
-        stats(&h, &s1);
+        s1 = stats(&h);
         CHECK(s1.messages == n + 1);
         /* At least 1 header byte per message; beyond n * (len + 1), at most
          * the doubling first segments (< 2 x 64 KiB), each 64 KiB segment's
@@ -2433,6 +2228,5 @@ int main(void)
         for (k = 0; k < n; k++)
             test_random_model(2463534242u + k * 7919u);
     }
-    printf("%d checks, %d failed\n", checks, failures);
-    return failures ? 1 : 0;
+    return checks_report();
 }
