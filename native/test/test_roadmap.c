@@ -7,154 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "beuss.h"
-
-static int failures;
-static int checks;
-static const char *current;
-
-#define CHECK(cond)                                                                     \
-    do {                                                                                \
-        checks++;                                                                       \
-        if (!(cond)) {                                                                  \
-            failures++;                                                                 \
-            fprintf(stderr, "%s:%d: [%s] check failed: %s\n", __FILE__, __LINE__,     \
-                    current, #cond);                                                    \
-        }                                                                               \
-    } while (0)
-
-/* ---- an allocator that counts live blocks, to find leaks ---- */
-
-static long live_blocks;
-
-static void *t_malloc(void *ctx, size_t n)
-{
-    void *p = malloc(n);
-    (void)ctx;
-    if (p)
-        live_blocks++;
-    return p;
-}
-
-static void *t_realloc(void *ctx, void *p, size_t n)
-{
-    void *q = realloc(p, n);
-    (void)ctx;
-    if (q && p == NULL)
-        live_blocks++;
-    return q;
-}
-
-static void t_free(void *ctx, void *p)
-{
-    (void)ctx;
-    if (p) {
-        live_blocks--;
-        free(p);
-    }
-}
-
-/* ---- harness: collect each connection's output ---- */
-
-#define MAXC 16
-
-typedef struct harness {
-    beuss_engine *e;
-    beuss_allocator al;
-    char *out[MAXC];
-    size_t outlen[MAXC];
-    size_t outcap[MAXC];
-    uint32_t flags[MAXC];
-} harness;
-
-static void h_drain(harness *h)
-{
-    beuss_output o;
-    while (beuss_output_next(h->e, &o)) {
-        CHECK(o.conn < MAXC);
-        if (o.conn >= MAXC)
-            continue;
-        if (h->outlen[o.conn] + o.len + 1 > h->outcap[o.conn]) {
-            size_t cap = (h->outlen[o.conn] + o.len + 1) * 2;
-            h->out[o.conn] = realloc(h->out[o.conn], cap);
-            h->outcap[o.conn] = cap;
-        }
-        if (o.len)
-            memcpy(h->out[o.conn] + h->outlen[o.conn], o.data, o.len);
-        h->outlen[o.conn] += o.len;
-        h->out[o.conn][h->outlen[o.conn]] = 0;
-        h->flags[o.conn] = o.flags;
-    }
-    beuss_output_done(h->e);
-}
-
-static void h_init_cfg(harness *h, const beuss_config *cfg)
-{
-    memset(h, 0, sizeof *h);
-    live_blocks = 0;
-    h->al.malloc = t_malloc;
-    h->al.realloc = t_realloc;
-    h->al.free = t_free;
-    h->e = beuss_engine_new(cfg, &h->al, 1000);
-    CHECK(h->e != NULL);
-}
-
-static uint32_t h_open(harness *h)
-{
-    uint32_t id = 99;
-    CHECK(beuss_conn_open(h->e, &id) == BEUSS_OK);
-    return id;
-}
-
-static void h_feedt(harness *h, uint32_t c, const char *s, uint64_t now)
-{
-    CHECK(beuss_feed(h->e, c, (const uint8_t *)s, strlen(s), now) == BEUSS_OK);
-    h_drain(h);
-}
-
-static void h_feeds(harness *h, uint32_t c, const char *s)
-{
-    h_feedt(h, c, s, 1000);
-}
-
-static void h_tick(harness *h, uint64_t now)
-{
-    CHECK(beuss_tick(h->e, now) == BEUSS_OK);
-    h_drain(h);
-}
-
-static int expect_out(harness *h, uint32_t c, const char *want, int line)
-{
-    size_t n = h->outlen[c];
-    const char *got = h->out[c] ? h->out[c] : "";
-    int ok = n == strlen(want) && memcmp(got, want, n) == 0;
-    checks++;
-    if (!ok) {
-        failures++;
-        fprintf(stderr, "%s:%d: [%s] conn %u output\n  want: \"%s\"\n  got:  \"%.*s\"\n",
-                __FILE__, line, current, c, want, (int)(n > 600 ? 600 : n), got);
-    }
-    h->outlen[c] = 0;
-    return ok;
-}
-
-#define EXPECT(h, c, want) expect_out(h, c, want, __LINE__)
-
-static void h_free(harness *h)
-{
-    int i;
-    beuss_engine_free(h->e);
-    CHECK(live_blocks == 0);
-    for (i = 0; i < MAXC; i++)
-        free(h->out[i]);
-}
-
-static beuss_stats stats(harness *h)
-{
-    beuss_stats s;
-    beuss_engine_stats(h->e, &s);
-    return s;
-}
+#include "harness.h"
 
 /* ---- fan-out ------------------------------------------------------------- */
 
@@ -170,14 +23,14 @@ static void test_fanout_order(void)
     pub = h_open(&h);
     for (k = 0; k < 5; k++) {
         sub[k] = h_open(&h);
-        h_feeds(&h, sub[k], "SUB news\r\n");
+        h_feeds_ok(&h, sub[k], "SUB news\r\n");
         EXPECT(&h, sub[k], "OK\r\n");
     }
     CHECK(stats(&h).channels == 1);
     CHECK(stats(&h).subscribers == 5);
     for (i = 0; i < 100; i++) {
         snprintf(req, sizeof req, "PUB news %d\r\n%d\r\n", i < 10 ? 1 : 2, i);
-        h_feeds(&h, pub, req);
+        h_feeds_ok(&h, pub, req);
         wl += (size_t)snprintf(want + wl, sizeof want - wl, "EVENT news %d\r\n%d\r\n", i < 10 ? 1 : 2, i);
     }
     for (k = 0; k < 5; k++)
@@ -190,21 +43,21 @@ static void test_fanout_order(void)
     CHECK(stats(&h).events_delivered == 500);
 
     current = "fan-out: channels and queues are separate namespaces";
-    h_feeds(&h, pub, "PUT news 1\r\nq\r\nLEN news\r\n");
+    h_feeds_ok(&h, pub, "PUT news 1\r\nq\r\nLEN news\r\n");
     EXPECT(&h, pub, "OK 1\r\nOK 1\r\n");
     for (k = 0; k < 5; k++)
         EXPECT(&h, sub[k], "");
-    h_feeds(&h, pub, "PUB news 1\r\ne\r\nLEN news\r\nGET news\r\n");
+    h_feeds_ok(&h, pub, "PUB news 1\r\ne\r\nLEN news\r\nGET news\r\n");
     EXPECT(&h, pub, "OK 5\r\nOK 1\r\nMSG 1\r\nq\r\n");
 
     current = "fan-out: UNSUB stops events; errors";
-    h_feeds(&h, sub[0], "UNSUB news\r\nUNSUB news\r\nSUB news\r\nSUB news\r\n");
+    h_feeds_ok(&h, sub[0], "UNSUB news\r\nUNSUB news\r\nSUB news\r\nSUB news\r\n");
     EXPECT(&h, sub[0], "EVENT news 1\r\ne\r\nOK\r\nERR NOT_SUBSCRIBED no SUB for that channel on this "
                        "connection\r\nOK\r\nERR ALREADY_SUBSCRIBED this connection already has a SUB "
                        "for that channel\r\n");
-    h_feeds(&h, sub[1], "UNSUB news\r\n");
+    h_feeds_ok(&h, sub[1], "UNSUB news\r\n");
     EXPECT(&h, sub[1], "EVENT news 1\r\ne\r\nOK\r\n");
-    h_feeds(&h, pub, "PUB news 2\r\nhi\r\nSUB\r\nSUB a b\r\nUNSUB\r\nSUB bad\x01name\r\nPUB x\r\n");
+    h_feeds_ok(&h, pub, "PUB news 2\r\nhi\r\nSUB\r\nSUB a b\r\nUNSUB\r\nSUB bad\x01name\r\nPUB x\r\n");
     EXPECT(&h, pub, "OK 4\r\nERR BAD_ARGS usage: SUB <channel>\r\nERR BAD_ARGS usage: SUB <channel>\r\n"
                     "ERR BAD_ARGS usage: UNSUB <channel>\r\n"
                     "ERR BAD_QUEUE_NAME bad queue name 'bad\\x01name': 1 to 255 bytes of printable "
@@ -225,18 +78,18 @@ static void test_fanout_not_stored(void)
     h_init_cfg(&h, NULL);
     c = h_open(&h);
     d = h_open(&h);
-    h_feeds(&h, c, "PING\r\n");
+    h_feeds_ok(&h, c, "PING\r\n");
     EXPECT(&h, c, "PONG\r\n");
     s0 = stats(&h);
-    h_feeds(&h, c, "PUB void 5\r\nhello\r\nPUB void 5\r\nhello\r\n");
+    h_feeds_ok(&h, c, "PUB void 5\r\nhello\r\nPUB void 5\r\nhello\r\n");
     EXPECT(&h, c, "OK 0\r\nOK 0\r\n");
     s = stats(&h);
     CHECK(s.channels == 0 && s.queues == 0 && s.messages == 0);
     CHECK(s.memory == s0.memory);
     /* A subscriber who comes later does not see them. */
-    h_feeds(&h, d, "SUB void\r\n");
+    h_feeds_ok(&h, d, "SUB void\r\n");
     EXPECT(&h, d, "OK\r\n");
-    h_feeds(&h, c, "PUB void 3\r\nnew\r\n");
+    h_feeds_ok(&h, c, "PUB void 3\r\nnew\r\n");
     EXPECT(&h, c, "OK 1\r\n");
     EXPECT(&h, d, "EVENT void 3\r\nnew\r\n");
     /* The last subscriber leaving removes the channel. */
@@ -245,7 +98,7 @@ static void test_fanout_not_stored(void)
     s = stats(&h);
     CHECK(s.channels == 0 && s.subscribers == 0);
     /* A publisher subscribed to its own channel gets its event before its OK. */
-    h_feeds(&h, c, "SUB me\r\nPUB me 1\r\nx\r\n");
+    h_feeds_ok(&h, c, "SUB me\r\nPUB me 1\r\nx\r\n");
     EXPECT(&h, c, "OK\r\nEVENT me 1\r\nx\r\nOK 1\r\n");
     h_free(&h);
 }
@@ -265,14 +118,14 @@ static void test_fanout_stalled(void)
     pub = h_open(&h);
     slow = h_open(&h);
     fast = h_open(&h);
-    h_feeds(&h, slow, "SUB t\r\n");
-    h_feeds(&h, fast, "SUB t\r\n");
+    h_feeds_ok(&h, slow, "SUB t\r\n");
+    h_feeds_ok(&h, fast, "SUB t\r\n");
     EXPECT(&h, slow, "OK\r\n");
     EXPECT(&h, fast, "OK\r\n");
     CHECK(beuss_conn_pause(h.e, slow) == BEUSS_OK);
     for (i = 0; i < 10; i++) {
         snprintf(req, sizeof req, "PUB t 1\r\n%d\r\n", i);
-        h_feeds(&h, pub, req);
+        h_feeds_ok(&h, pub, req);
         wl += (size_t)snprintf(want + wl, sizeof want - wl, "EVENT t 1\r\n%d\r\n", i);
     }
     EXPECT(&h, fast, want);
@@ -282,12 +135,12 @@ static void test_fanout_stalled(void)
     h_drain(&h);
     EXPECT(&h, slow, "DROPPED t 7\r\nEVENT t 1\r\n7\r\nEVENT t 1\r\n8\r\nEVENT t 1\r\n9\r\n");
     /* Back to normal: the next event goes straight through. */
-    h_feeds(&h, pub, "PUB t 1\r\nz\r\n");
+    h_feeds_ok(&h, pub, "PUB t 1\r\nz\r\n");
     EXPECT(&h, slow, "EVENT t 1\r\nz\r\n");
     EXPECT(&h, fast, "EVENT t 1\r\nz\r\n");
     {
         /* STATS shows the counters and the policy. */
-        h_feeds(&h, pub, "STATS\r\n");
+        h_feeds_ok(&h, pub, "STATS\r\n");
         CHECK(strstr(h.out[pub], "\nevents_dropped 7\n") != NULL);
         CHECK(strstr(h.out[pub], "\nsub_buffer 3\nsub_policy drop-oldest\n") != NULL);
         CHECK(strstr(h.out[pub], "\nprotocol 2\n") != NULL);
@@ -295,7 +148,7 @@ static void test_fanout_stalled(void)
     }
     /* Held events are dropped, not leaked, when the subscriber goes. */
     CHECK(beuss_conn_pause(h.e, slow) == BEUSS_OK);
-    h_feeds(&h, pub, "PUB t 1\r\na\r\nPUB t 1\r\nb\r\n");
+    h_feeds_ok(&h, pub, "PUB t 1\r\na\r\nPUB t 1\r\nb\r\n");
     CHECK(beuss_conn_close(h.e, slow, 1000) == BEUSS_OK);
     h_drain(&h);
     h_free(&h);
@@ -307,11 +160,11 @@ static void test_fanout_stalled(void)
     h_init_cfg(&h, &cfg);
     pub = h_open(&h);
     slow = h_open(&h);
-    h_feeds(&h, slow, "SUB t\r\n");
+    h_feeds_ok(&h, slow, "SUB t\r\n");
     EXPECT(&h, slow, "OK\r\n");
     /* Each EVENT is 23 bytes: the second passes the high water, the third and
      * fourth are held, the fifth drops the third. */
-    h_feeds(&h, pub, "PUB t 10\r\n0123456780\r\nPUB t 10\r\n0123456781\r\nPUB t 10\r\n0123456782\r\n"
+    h_feeds_ok(&h, pub, "PUB t 10\r\n0123456780\r\nPUB t 10\r\n0123456781\r\nPUB t 10\r\n0123456782\r\n"
                      "PUB t 10\r\n0123456783\r\nPUB t 10\r\n0123456784\r\n");
     EXPECT(&h, slow, "EVENT t 10\r\n0123456780\r\nEVENT t 10\r\n0123456781\r\n");
     CHECK(h.flags[slow] & BEUSS_OUT_FULL);
@@ -328,14 +181,14 @@ static void test_fanout_stalled(void)
     pub = h_open(&h);
     slow = h_open(&h);
     fast = h_open(&h);
-    h_feeds(&h, slow, "SUB t\r\n");
-    h_feeds(&h, fast, "SUB t\r\n");
+    h_feeds_ok(&h, slow, "SUB t\r\n");
+    h_feeds_ok(&h, fast, "SUB t\r\n");
     EXPECT(&h, slow, "OK\r\n");
     EXPECT(&h, fast, "OK\r\n");
     CHECK(beuss_conn_pause(h.e, slow) == BEUSS_OK);
-    h_feeds(&h, pub, "PUB t 1\r\na\r\nPUB t 1\r\nb\r\n");
+    h_feeds_ok(&h, pub, "PUB t 1\r\na\r\nPUB t 1\r\nb\r\n");
     CHECK(!(h.flags[slow] & BEUSS_OUT_CLOSE));
-    h_feeds(&h, pub, "PUB t 1\r\nc\r\nPUB t 1\r\nd\r\n");
+    h_feeds_ok(&h, pub, "PUB t 1\r\nc\r\nPUB t 1\r\nd\r\n");
     EXPECT(&h, pub, "OK 2\r\nOK 2\r\nOK 2\r\nOK 1\r\n");
     CHECK(h.flags[slow] & BEUSS_OUT_CLOSE);
     EXPECT(&h, fast, "EVENT t 1\r\na\r\nEVENT t 1\r\nb\r\nEVENT t 1\r\nc\r\nEVENT t 1\r\nd\r\n");
@@ -355,9 +208,9 @@ static void test_delayed(void)
     h_init_cfg(&h, NULL);
     c = h_open(&h);
     w = h_open(&h);
-    h_feedt(&h, c, "PUT q 1 DELAY 300\r\na\r\nPUT q 1 DELAY 100\r\nb\r\nPUT q 1 delay 100\r\nc\r\n", 1000);
+    h_feed_ok(&h, c, "PUT q 1 DELAY 300\r\na\r\nPUT q 1 DELAY 100\r\nb\r\nPUT q 1 delay 100\r\nc\r\n", 1000);
     EXPECT(&h, c, "OK 1\r\nOK 1\r\nOK 1\r\n");
-    h_feeds(&h, c, "LEN q\r\nGET q\r\nPEEK q\r\nQUEUES\r\nSTATS q\r\n");
+    h_feeds_ok(&h, c, "LEN q\r\nGET q\r\nPEEK q\r\nQUEUES\r\nSTATS q\r\n");
     EXPECT(&h, c, "OK 0\r\nEMPTY\r\nEMPTY\r\nDATA 12\r\nq 0 0 0 3 0\n\r\n"
                   "DATA 84\r\nready 0\nconsumers 0\nleased 0\nscheduled 3\ndead 0\nwaiting 0\nbytes 0\n"
                   "dead_queue q.dead\n\r\n");
@@ -365,16 +218,16 @@ static void test_delayed(void)
     CHECK(s.scheduled == 3 && s.scheduled_bytes == 3 && s.messages == 0);
     CHECK(beuss_next_deadline(h.e) == 1100);
     h_tick(&h, 1099);
-    h_feedt(&h, c, "LEN q\r\n", 1099);
+    h_feed_ok(&h, c, "LEN q\r\n", 1099);
     EXPECT(&h, c, "OK 0\r\n");
     h_tick(&h, 1100);
-    h_feedt(&h, c, "LEN q\r\n", 1100);
+    h_feed_ok(&h, c, "LEN q\r\n", 1100);
     EXPECT(&h, c, "OK 2\r\n");
     CHECK(beuss_next_deadline(h.e) == 1300);
     /* A GET waiting on the queue gets a message the moment it is due. */
-    h_feedt(&h, c, "GET q\r\nGET q\r\n", 1100);
+    h_feed_ok(&h, c, "GET q\r\nGET q\r\n", 1100);
     EXPECT(&h, c, "MSG 1\r\nb\r\nMSG 1\r\nc\r\n");
-    h_feedt(&h, w, "GET q WAIT 5000\r\n", 1200);
+    h_feed_ok(&h, w, "GET q WAIT 5000\r\n", 1200);
     EXPECT(&h, w, "");
     h_tick(&h, 1300);
     EXPECT(&h, w, "MSG 1\r\na\r\n");
@@ -386,28 +239,28 @@ static void test_delayed(void)
     h_init_cfg(&h, NULL);
     c = h_open(&h);
     beuss_set_wall_clock(h.e, 1000, 1767225600000ull); /* 2026-01-01T00:00:00Z */
-    h_feedt(&h, c, "PUT q 1 AT 1767225600500\r\nx\r\nPUT q 1 AT 1767225600250\r\ny\r\n", 1000);
+    h_feed_ok(&h, c, "PUT q 1 AT 1767225600500\r\nx\r\nPUT q 1 AT 1767225600250\r\ny\r\n", 1000);
     EXPECT(&h, c, "OK 1\r\nOK 1\r\n");
     CHECK(beuss_next_deadline(h.e) == 1250);
     h_tick(&h, 1250);
-    h_feedt(&h, c, "GET q\r\nGET q\r\n", 1250);
+    h_feed_ok(&h, c, "GET q\r\nGET q\r\n", 1250);
     EXPECT(&h, c, "MSG 1\r\ny\r\nEMPTY\r\n");
     h_tick(&h, 1500);
-    h_feedt(&h, c, "GET q\r\n", 1500);
+    h_feed_ok(&h, c, "GET q\r\n", 1500);
     EXPECT(&h, c, "MSG 1\r\nx\r\n");
     /* A time already past joins on the next tick. */
-    h_feedt(&h, c, "PUT q 1 AT 5\r\nz\r\nPUT q 1 DELAY 0\r\nw\r\n", 2000);
+    h_feed_ok(&h, c, "PUT q 1 AT 5\r\nz\r\nPUT q 1 DELAY 0\r\nw\r\n", 2000);
     EXPECT(&h, c, "OK 1\r\nOK 1\r\n");
     CHECK(beuss_next_deadline(h.e) == 0);
     h_tick(&h, 2000);
-    h_feedt(&h, c, "GET q\r\nGET q\r\n", 2000);
+    h_feed_ok(&h, c, "GET q\r\nGET q\r\n", 2000);
     EXPECT(&h, c, "MSG 1\r\nz\r\nMSG 1\r\nw\r\n");
     h_free(&h);
 
     current = "delayed: bad times and options keep the connection in sync";
     h_init_cfg(&h, NULL);
     c = h_open(&h);
-    h_feeds(&h, c, "PUT q 1 DELAY soon\r\nx\r\nPUT q 1 LATER 5\r\nx\r\nPUT q 1 DELAY\r\nx\r\n"
+    h_feeds_ok(&h, c, "PUT q 1 DELAY soon\r\nx\r\nPUT q 1 LATER 5\r\nx\r\nPUT q 1 DELAY\r\nx\r\n"
                    "PUT q 1 AT -5\r\nx\r\nPUT q 1 DELAY 1 2\r\nx\r\nLEN q\r\n");
     EXPECT(&h, c, "ERR BAD_NUMBER 'soon' is not 1 to 19 decimal digits\r\n"
                   "ERR BAD_ARGS usage: PUT <queue> <bytes> [DELAY <ms> | AT <unix-ms>]\r\n"
@@ -424,12 +277,12 @@ static void test_delayed(void)
     cfg.max_queued_bytes = 10;
     h_init_cfg(&h, &cfg);
     c = h_open(&h);
-    h_feeds(&h, c, "PUT q 6 DELAY 100\r\n123456\r\nPUT q 6\r\n123456\r\nPUT q 6 DELAY 5\r\n123456\r\n"
+    h_feeds_ok(&h, c, "PUT q 6 DELAY 100\r\n123456\r\nPUT q 6\r\n123456\r\nPUT q 6 DELAY 5\r\n123456\r\n"
                    "PUT q 4 DELAY 5\r\n1234\r\n");
     EXPECT(&h, c, "OK 6\r\nERR FULL the server's cap on queued bytes would be exceeded\r\n"
                   "ERR FULL the server's cap on queued bytes would be exceeded\r\nOK 4\r\n");
     h_tick(&h, 1100);
-    h_feeds(&h, c, "LEN q\r\n");
+    h_feeds_ok(&h, c, "LEN q\r\n");
     EXPECT(&h, c, "OK 2\r\n");
     h_free(&h);
 
@@ -438,12 +291,12 @@ static void test_delayed(void)
     cfg.queue_idle_ms = 100;
     h_init_cfg(&h, &cfg);
     c = h_open(&h);
-    h_feedt(&h, c, "PUT q 1 DELAY 1000\r\nx\r\n", 1000);
+    h_feed_ok(&h, c, "PUT q 1 DELAY 1000\r\nx\r\n", 1000);
     EXPECT(&h, c, "OK 1\r\n");
     h_tick(&h, 1500);
     CHECK(stats(&h).queues == 1);
     h_tick(&h, 2000);
-    h_feedt(&h, c, "GET q\r\n", 2000);
+    h_feed_ok(&h, c, "GET q\r\n", 2000);
     EXPECT(&h, c, "MSG 1\r\nx\r\n");
     h_tick(&h, 2099);
     CHECK(stats(&h).queues == 1);
@@ -451,7 +304,7 @@ static void test_delayed(void)
     CHECK(stats(&h).queues == 0);
     CHECK(stats(&h).queues_removed_idle == 1);
     /* Freeing an engine that still holds delayed messages leaks nothing. */
-    h_feedt(&h, c, "PUT q 3 DELAY 1000\r\nabc\r\nPUT r 1 DELAY 5\r\nx\r\n", 3000);
+    h_feed_ok(&h, c, "PUT q 3 DELAY 1000\r\nabc\r\nPUT r 1 DELAY 5\r\nx\r\n", 3000);
     h_free(&h);
 }
 
@@ -526,7 +379,7 @@ static void test_schedules(void)
     c = h_open(&h);
     /* Engine time 1000 is 23:59:00 the day before. */
     beuss_set_wall_clock(h.e, 1000, (uint64_t)(midnight - MIN_MS));
-    h_feeds(&h, c, "SCHEDULE ADD six jobs 12\r\n0 */6\r\nhello\r\n");
+    h_feeds_ok(&h, c, "SCHEDULE ADD six jobs 12\r\n0 */6\r\nhello\r\n");
     snprintf(want, sizeof want, "OK %lld\r\n", (long long)midnight);
     EXPECT(&h, c, want);
     CHECK(stats(&h).schedules == 1);
@@ -544,12 +397,12 @@ static void test_schedules(void)
     CHECK(nfires == 5); /* 00:00, 06:00, 12:00, 18:00 and the next 00:00 */
     for (i = 0; i < 5 && i < nfires; i++)
         CHECK(deadlines[i] == 1000 + MIN_MS + i * 6 * HOUR_MS);
-    h_feeds(&h, c, "LEN jobs\r\nGET jobs\r\n");
+    h_feeds_ok(&h, c, "LEN jobs\r\nGET jobs\r\n");
     EXPECT(&h, c, "OK 5\r\nMSG 5\r\nhello\r\n");
     CHECK(stats(&h).schedule_fired == 5);
 
     current = "schedule: LS, replace, RM";
-    h_feeds(&h, c, "SCHEDULE ADD daily q2 12\r\n30 9\nmorning\r\nSCHEDULE LS\r\n");
+    h_feeds_ok(&h, c, "SCHEDULE ADD daily q2 12\r\n30 9\nmorning\r\nSCHEDULE LS\r\n");
     {
         char *o = h.out[c];
         CHECK(o != NULL && strncmp(o, "OK ", 3) == 0);
@@ -557,17 +410,17 @@ static void test_schedules(void)
         CHECK(strstr(o, " 5 0 */6\n\r\n") != NULL);
         h.outlen[c] = 0;
     }
-    h_feeds(&h, c, "SCHEDULE ADD daily q3 6\r\n0 10\nx\r\nSCHEDULE LS\r\n");
+    h_feeds_ok(&h, c, "SCHEDULE ADD daily q3 6\r\n0 10\nx\r\nSCHEDULE LS\r\n");
     CHECK(strstr(h.out[c], "\ndaily q3 ") != NULL && strstr(h.out[c], " 0 0 10\n") != NULL);
     h.outlen[c] = 0;
     CHECK(stats(&h).schedules == 2);
-    h_feeds(&h, c, "SCHEDULE RM daily\r\nSCHEDULE RM daily\r\nSCHEDULE RM six\r\nSCHEDULE LS\r\n");
+    h_feeds_ok(&h, c, "SCHEDULE RM daily\r\nSCHEDULE RM daily\r\nSCHEDULE RM six\r\nSCHEDULE LS\r\n");
     EXPECT(&h, c, "OK\r\nERR NO_SCHEDULE no schedule has that name\r\nOK\r\nDATA 0\r\n\r\n");
     CHECK(stats(&h).schedules == 0);
     CHECK(beuss_next_deadline(h.e) == -1);
 
     current = "schedule: bad specs and requests get clear errors";
-    h_feeds(&h, c, "SCHEDULE ADD x q 9\r\nsoon\nabcd\r\n"
+    h_feeds_ok(&h, c, "SCHEDULE ADD x q 9\r\nsoon\nabcd\r\n"
                    "SCHEDULE ADD x q 7\r\nnever\nx\r\n"
                    "SCHEDULE ADD x q 3\r\nabc\r\n"
                    "SCHEDULE ADD x q 2\r\n\nz\r\n"
@@ -588,14 +441,14 @@ static void test_schedules(void)
     CHECK(h.flags[c] == 0);
     CHECK(stats(&h).schedules == 0);
     /* Freeing an engine with live schedules leaks nothing. */
-    h_feeds(&h, c, "SCHEDULE ADD a q 6\r\n* *\nxy\r\nSCHEDULE ADD b q 6\r\n* *\nxy\r\n");
+    h_feeds_ok(&h, c, "SCHEDULE ADD a q 6\r\n* *\nxy\r\nSCHEDULE ADD b q 6\r\n* *\nxy\r\n");
     CHECK(stats(&h).schedules == 2);
     h_free(&h);
 
     current = "schedule: without a cron, SCHEDULE ADD is refused";
     h_init_cfg(&h, NULL);
     c = h_open(&h);
-    h_feeds(&h, c, "SCHEDULE ADD x q 6\r\n* *\nxy\r\n");
+    h_feeds_ok(&h, c, "SCHEDULE ADD x q 6\r\n* *\nxy\r\n");
     EXPECT(&h, c, "ERR BAD_SCHEDULE this server has no schedule support\r\n");
     h_free(&h);
 }
@@ -607,6 +460,5 @@ int main(void)
     test_fanout_stalled();
     test_delayed();
     test_schedules();
-    printf("%d checks, %d failed\n", checks, failures);
-    return failures ? 1 : 0;
+    return checks_report();
 }
