@@ -6,19 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "harness.h"
 #include "internal.h"
-
-static int failures;
-static int checks;
-
-#define CHECK(cond)                                                                 \
-    do {                                                                            \
-        checks++;                                                                   \
-        if (!(cond)) {                                                              \
-            failures++;                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                           \
-    } while (0)
 
 /* take_int pops the head record and returns the int it holds, or -1. */
 static int take_int(bstore *s, balloc *al)
@@ -407,6 +396,5 @@ int main(void)
     test_store_memory();
     test_heap();
     test_parser_numbers();
-    printf("%d checks, %d failed\n", checks, failures);
-    return failures ? 1 : 0;
+    return checks_report();
 }
