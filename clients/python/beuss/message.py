@@ -6,52 +6,12 @@ from typing import Any, Optional
 __all__ = ["Message", "ChannelEvent", "LeasedMessage"]
 
 
-class Message:
-    """A message delivered to a consumer: ``queue`` (str) and ``data`` (bytes, exactly as put)."""
+class _Payload:
+    """The payload accessors that a queue message and a channel event share."""
 
-    __slots__ = ("queue", "data")
+    __slots__ = ("data",)
 
-    def __init__(self, queue: str, data: bytes) -> None:
-        self.queue = queue
-        self.data = data
-
-    def text(self, encoding: str = "utf-8", errors: str = "strict") -> str:
-        """Returns the message bytes decoded (UTF-8 by default)."""
-        return self.data.decode(encoding, errors)
-
-    def json(self) -> Any:
-        """Returns the message bytes parsed as JSON."""
-        return _json.loads(self.data)
-
-    def __bytes__(self) -> bytes:
-        return self.data
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Message):
-            return self.queue == other.queue and self.data == other.data
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        shown = self.data[:40]
-        more = "..." if len(self.data) > 40 else ""
-        return f"<beuss.Message queue={self.queue!r} data={shown!r}{more} ({len(self.data)} bytes)>"
-
-
-class ChannelEvent:
-    """A message published to a channel, as a subscription receives it: ``channel`` (str), ``data`` (bytes),
-    and ``dropped_before``, the events of the channel lost just before this one (usually 0)."""
-
-    __slots__ = ("channel", "data", "dropped_before")
-
-    def __init__(self, channel: str, data: bytes, dropped_before: int = 0) -> None:
-        self.channel = channel
-        self.data = data
-        self.dropped_before = dropped_before
+    data: bytes
 
     def text(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         """Returns the bytes decoded (UTF-8 by default)."""
@@ -67,11 +27,45 @@ class ChannelEvent:
     def __len__(self) -> int:
         return len(self.data)
 
+    def _shown(self) -> str:
+        """Returns the first 40 bytes as a repr, with "..." when there are more."""
+        return f"{self.data[:40]!r}{'...' if len(self.data) > 40 else ''}"
+
+
+class Message(_Payload):
+    """A message delivered to a consumer: ``queue`` (str) and ``data`` (bytes, exactly as put)."""
+
+    __slots__ = ("queue",)
+
+    def __init__(self, queue: str, data: bytes) -> None:
+        self.queue = queue
+        self.data = data
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Message):
+            return self.queue == other.queue and self.data == other.data
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
     def __repr__(self) -> str:
-        shown = self.data[:40]
-        more = "..." if len(self.data) > 40 else ""
+        return f"<beuss.Message queue={self.queue!r} data={self._shown()} ({len(self.data)} bytes)>"
+
+
+class ChannelEvent(_Payload):
+    """A message published to a channel, as a subscription receives it: ``channel`` (str), ``data`` (bytes),
+    and ``dropped_before``, the events of the channel lost just before this one (usually 0)."""
+
+    __slots__ = ("channel", "dropped_before")
+
+    def __init__(self, channel: str, data: bytes, dropped_before: int = 0) -> None:
+        self.channel = channel
+        self.data = data
+        self.dropped_before = dropped_before
+
+    def __repr__(self) -> str:
         lost = f" after {self.dropped_before} dropped" if self.dropped_before else ""
-        return f"<beuss.ChannelEvent channel={self.channel!r} data={shown!r}{more}{lost}>"
+        return f"<beuss.ChannelEvent channel={self.channel!r} data={self._shown()}{lost}>"
 
 
 class LeasedMessage(Message):
