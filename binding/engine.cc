@@ -28,7 +28,8 @@
 //   nextDeadline() -> number      ms, or -1 when nothing is scheduled
 //   stats() -> object             the counters of beuss_stats
 //   free()                        releases the engine now (the GC would too)
-//   releaseOutput()               drops the reused output Buffer (below)
+//   releaseOutput()               drops the reused output Buffer if the last
+//                                 output was in it (below)
 //   index                         the Uint32Array described below
 // Module exports: Engine, strerror(status) -> string, keepFreedMemory()
 // and returnFreedMemory() (the C library's allocator, see below), constants (the
@@ -231,6 +232,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     index[0] = static_cast<uint32_t>(pending_.size());
     index[1] = static_cast<uint32_t>(-status);
     if (pending_.empty()) {
+      last_in_reused_ = false;
       beuss_output_done(engine_);
       return env.Undefined();
     }
@@ -267,7 +269,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
   // reuseOutput is on and total fits (growing it if needed), else a new one
   // of exactly total bytes.
   Napi::Buffer<uint8_t> OutputBuffer(Napi::Env env, size_t total) {
-    if (!reuse_output_ || total > kOutputReuseMax) return Napi::Buffer<uint8_t>::New(env, total);
+    last_in_reused_ = reuse_output_ && total <= kOutputReuseMax;
+    if (!last_in_reused_) return Napi::Buffer<uint8_t>::New(env, total);
     // Its length is read from the object on every call rather than cached:
     // JS could detach its ArrayBuffer.
     if (!out_ref_.IsEmpty()) {
@@ -281,10 +284,12 @@ class Engine : public Napi::ObjectWrap<Engine> {
     return buf;
   }
 
-  // Lets the reused output Buffer go: the next call that has output takes a
-  // new one, and the old one lives as long as JS refers to it.
+  // Lets the reused output Buffer go when the last output was in it: the
+  // next call that has output takes a new one, and the old one lives as
+  // long as JS refers to it. An output in a Buffer of its own (or none)
+  // leaves the reused one in place, since nothing new refers to it.
   Napi::Value ReleaseOutput(const Napi::CallbackInfo &info) {
-    out_ref_.Reset();
+    if (last_in_reused_) out_ref_.Reset();
     return info.Env().Undefined();
   }
 
@@ -414,6 +419,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
   // The reused output Buffer (reuseOutput), empty until the first output.
   Napi::Reference<Napi::Buffer<uint8_t>> out_ref_;
   bool reuse_output_ = false;
+  // The last call's output was put in the reused Buffer.
+  bool last_in_reused_ = false;
   Napi::FunctionReference next_fire_;
   // Reused across calls so that draining does not allocate per call.
   std::vector<beuss_output> pending_;

@@ -426,9 +426,10 @@ export class Engine {
   }
 
   /**
-   * With `reuseOutput`: lets the reused output Buffer go, so that the next
-   * call returns a new one and the last one stays valid for whoever still
-   * refers to it. A no-op otherwise.
+   * With `reuseOutput`, when the last call's output was in the reused
+   * Buffer: lets that Buffer go, so that the next call returns a new one and
+   * the last one stays valid for whoever still refers to it. A no-op
+   * otherwise (an output in a Buffer of its own, no output, no reuse).
    */
   releaseOutput(): void {
     this.#native.releaseOutput();

@@ -278,7 +278,13 @@ describe('native engine binding: reused output and partial feeds', () => {
     expect(out).not.toBe(small);
     const [reply] = texts(e, out);
     expect(reply!.length).toBe(`MSG ${big.length}\r\n`.length + big.length + 2);
-    // The small reused one is still the one used for small outputs.
+    // Releasing after an output of its own keeps the small reused one,
+    // which nothing new refers to, for small outputs.
+    e.releaseOutput();
+    expect(e.feed(a, Buffer.from('PING\r\n'), 0)).toBe(small);
+    // After no output at all, likewise.
+    expect(e.feed(a, Buffer.alloc(0), 0)).toBeUndefined();
+    e.releaseOutput();
     expect(e.feed(a, Buffer.from('PING\r\n'), 0)).toBe(small);
     e.free();
   });
