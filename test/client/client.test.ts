@@ -305,6 +305,44 @@ describe('consume', () => {
     await c.close();
   });
 
+  it('can be iterated once, and not at all when made with a handler', async () => {
+    const c = await open();
+    const iterated = c.consume(fresh());
+    iterated[Symbol.asyncIterator]();
+    expect(() => iterated[Symbol.asyncIterator]()).toThrow(InvalidArgumentError);
+    const handled = c.consume(fresh(), () => {});
+    expect(() => handled[Symbol.asyncIterator]()).toThrow(/only once, and not when it has a handler/);
+    await Promise.all([iterated.close(), handled.close()]);
+    await c.close();
+  });
+
+  it('hands out the messages pushed before the client was closed, then ends', async () => {
+    const c = await open();
+    const q = fresh();
+    for (let i = 0; i < 5; i++) void c.put(q, `m${i}`);
+    const consumer = c.consume(q, { prefetch: 10 });
+    await until(() => consumer.receivedCount === 5, 'five pushes');
+    await c.close();
+    await consumer.closed;
+    const got: string[] = [];
+    for await (const m of consumer) got.push(m.text());
+    expect(got).toEqual(['m0', 'm1', 'm2', 'm3', 'm4']);
+  });
+
+  it('rejects a waiting next() and closed with ConnectionError when the connection is lost', async () => {
+    const doomed = await startServer();
+    const c = await open(doomed);
+    const q = fresh();
+    const consumer = c.consume(q);
+    await until(async () => (await c.queues()).some((x) => x.name === q && x.consumers === 1), 'the consumer');
+    const waiting = consumer[Symbol.asyncIterator]().next();
+    waiting.catch(() => {});
+    await doomed.stop('SIGKILL');
+    await expect(waiting).rejects.toBeInstanceOf(ConnectionError);
+    await expect(consumer.closed).rejects.toBeInstanceOf(ConnectionError);
+    await c.close();
+  });
+
   it('refuses a second consumer of one queue on one client', async () => {
     const c = await open();
     const q = fresh();

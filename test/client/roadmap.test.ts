@@ -7,6 +7,7 @@ import {
   type ChannelEvent,
   type Client,
   connect,
+  ConnectionError,
   InvalidArgumentError,
   NoScheduleError,
 } from '../../src/index.js';
@@ -123,6 +124,54 @@ describe('publish and subscribe', () => {
     expect(got.map((e) => e.text())).toEqual(['15', '16', '17', '18', '19']);
     expect(got.map((e) => e.droppedBefore)).toEqual([15, 0, 0, 0, 0]);
     await Promise.all([c.close(), p.close()]);
+  });
+
+  it('a subscription can be iterated once; a handler that throws rejects closed and unsubscribes', async () => {
+    const c = await open();
+    const p = await open();
+    const iterated = c.subscribe(fresh('ch'));
+    iterated[Symbol.asyncIterator]();
+    expect(() => iterated[Symbol.asyncIterator]()).toThrow(InvalidArgumentError);
+    await iterated.close();
+    const ch = fresh('ch');
+    const failing = c.subscribe(ch, () => {
+      throw new Error('handler failed');
+    });
+    expect(() => failing[Symbol.asyncIterator]()).toThrow(/only once, and not when it has a handler/);
+    await failing.ready;
+    expect(await p.publish(ch, 'boom')).toBe(1);
+    await expect(failing.closed).rejects.toThrow('handler failed');
+    expect(await p.publish(ch, 'after')).toBe(0);
+    await Promise.all([c.close(), p.close()]);
+  });
+
+  it('hands out the events received before the client was closed, then ends', async () => {
+    const ch = fresh('ch');
+    const c = await open();
+    const p = await open();
+    const sub = c.subscribe(ch);
+    await sub.ready;
+    for (let i = 0; i < 3; i++) await p.publish(ch, `e${i}`);
+    await until(() => sub.receivedCount === 3, '3 events received');
+    await c.close();
+    await sub.closed;
+    const got: string[] = [];
+    for await (const ev of sub) got.push(ev.text());
+    expect(got).toEqual(['e0', 'e1', 'e2']);
+    await p.close();
+  });
+
+  it('rejects a waiting next() and closed with ConnectionError when the connection is lost', async () => {
+    const doomed = await startServer();
+    const c = await connect({ host: doomed.host, port: doomed.port });
+    const sub = c.subscribe(fresh('ch'));
+    await sub.ready;
+    const waiting = sub[Symbol.asyncIterator]().next();
+    waiting.catch(() => {});
+    await doomed.stop('SIGKILL');
+    await expect(waiting).rejects.toBeInstanceOf(ConnectionError);
+    await expect(sub.closed).rejects.toBeInstanceOf(ConnectionError);
+    await c.close();
   });
 
   it('rejects bad arguments before sending', async () => {
