@@ -1,9 +1,9 @@
 // A subscription to a queue by server push (ON/CREDIT/OFF), read with
 // `for await` or through a callback, with credit-based flow control.
-import { BeussError, InvalidArgumentError } from './errors.js';
+import type { BeussError } from './errors.js';
 import { LeasedMessage, Message } from './message.js';
 import type { Frame, LeaseInfo } from './parser.js';
-import { pushedIterator, runHandler } from './pushed.js';
+import { Inbox } from './inbox.js';
 
 /** Options of {@link Client.consume}. */
 export interface ConsumeOptions {
@@ -39,12 +39,6 @@ export interface ConsumerHost {
   leased(queue: string, data: Buffer, lease: LeaseInfo): LeasedMessage;
 }
 
-const enum State {
-  Open,
-  Ending,
-  Done,
-}
-
 /** Default prefetch of a consumer. */
 export const DEFAULT_PREFETCH = 64;
 
@@ -67,19 +61,12 @@ export class Consumer<M extends Message = Message> implements AsyncIterable<M> {
    */
   readonly closed: Promise<void>;
 
-  private state = State.Open;
-  private error: Error | null = null;
-  private readonly buffer: M[] = [];
-  private bufHead = 0;
-  private waiter: { resolve(r: IteratorResult<M>): void; reject(e: Error): void } | null = null;
-  private inHand = false;
-  private iterated = false;
+  private readonly inbox: Inbox<M>;
   private granted: number;
   private received = 0;
   private handledSinceGrant = 0;
   private offSent = false;
   private readonly batch: number;
-  private settle!: { resolve(): void; reject(e: Error): void };
   private closing: Promise<void> | null = null;
 
   /** @internal Use {@link Client.consume}. */
@@ -95,16 +82,8 @@ export class Consumer<M extends Message = Message> implements AsyncIterable<M> {
   ) {
     this.batch = Math.max(1, Math.floor(prefetch / 2));
     this.granted = Math.min(prefetch, max);
-    const subscriptionOver = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
-    if (handler) {
-      this.iterated = true;
-      this.closed = runHandler(() => this.next(), handler, () => this.close());
-    } else {
-      this.closed = subscriptionOver;
-    }
-    // Nobody may be listening: an ended subscription must not be an unhandled rejection.
-    this.closed.catch(() => {});
-    subscriptionOver.catch(() => {});
+    this.inbox = new Inbox(handler, () => this.close(), () => this.handled());
+    this.closed = this.inbox.closed;
     let on = `ON ${queue} CREDIT ${this.granted}`;
     if (lease > 0) on += maxDeliver === undefined ? ` LEASE ${lease}` : ` LEASE ${lease} MAXDELIVER ${maxDeliver}`;
     this.host.request(on).then(
@@ -120,9 +99,7 @@ export class Consumer<M extends Message = Message> implements AsyncIterable<M> {
 
   /** Returns the async iterator of messages; a consumer can be iterated once. */
   [Symbol.asyncIterator](): AsyncIterator<M> {
-    if (this.iterated) throw new InvalidArgumentError('a consumer can be iterated only once, and not when it has a handler');
-    this.iterated = true;
-    return pushedIterator(() => this.next(), () => this.close());
+    return this.inbox.iterator('a consumer');
   }
 
   /**
@@ -140,7 +117,7 @@ export class Consumer<M extends Message = Message> implements AsyncIterable<M> {
    * resolves once they have all been handed out (with a handler: handled).
    */
   async drain(): Promise<void> {
-    if (this.state === State.Open && !this.offSent) {
+    if (this.inbox.isOpen && !this.offSent) {
       await this.sendOff();
       this.end(null, false);
     }
@@ -162,36 +139,12 @@ export class Consumer<M extends Message = Message> implements AsyncIterable<M> {
     );
   }
 
-  private next(): Promise<IteratorResult<M>> {
-    if (this.inHand) {
-      this.inHand = false;
-      this.handled();
-    }
-    if (this.bufHead < this.buffer.length) return Promise.resolve({ done: false, value: this.take() });
-    if (this.state !== State.Open) {
-      this.state = State.Done;
-      return this.error ? Promise.reject(this.error) : Promise.resolve({ done: true, value: undefined });
-    }
-    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
-  }
-
-  private take(): M {
-    const m = this.buffer[this.bufHead];
-    this.bufHead++;
-    if (this.bufHead === this.buffer.length) {
-      this.buffer.length = 0;
-      this.bufHead = 0;
-    }
-    this.inHand = true;
-    return m;
-  }
-
   // Counts one message as handled and grants credit back in batches.
   private handled(): void {
     // Under a lease the server gives credit back on ACK/NACK: granting here would exceed the prefetch.
     if (this.lease > 0) return;
     this.handledSinceGrant++;
-    if (this.state !== State.Open || this.offSent || this.handledSinceGrant < this.batch) return;
+    if (!this.inbox.isOpen || this.offSent || this.handledSinceGrant < this.batch) return;
     const n = Math.min(this.handledSinceGrant, this.max - this.granted);
     this.handledSinceGrant = 0;
     if (n <= 0) return;
@@ -203,21 +156,14 @@ export class Consumer<M extends Message = Message> implements AsyncIterable<M> {
 
   /** @internal Called by the client with each PUSH for this queue. */
   _push(data: Buffer, lease?: LeaseInfo): void {
-    if (this.state !== State.Open) {
+    if (!this.inbox.isOpen) {
       // Past max or after close: give a leased message back now rather than when its lease runs out.
       if (lease) this.host.leased(this.queue, data, lease).nack().catch(() => {});
       return;
     }
     this.received++;
     const msg = (lease ? this.host.leased(this.queue, data, lease) : new Message(this.queue, data)) as M;
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = null;
-      this.inHand = true;
-      w.resolve({ done: false, value: msg });
-    } else {
-      this.buffer.push(msg);
-    }
+    this.inbox.push(msg);
     if (this.received >= this.max) {
       void this.sendOff();
       this.end(null, false);
@@ -229,30 +175,14 @@ export class Consumer<M extends Message = Message> implements AsyncIterable<M> {
     this.end(err, false);
   }
 
-  // Stops the subscription; with drop, messages not handed out yet are discarded.
+  // Stops the subscription; with drop, messages not handed out yet are discarded (leased ones given back).
   private end(err: Error | null, drop: boolean): void {
-    if (this.state === State.Done || (this.state === State.Ending && !drop && !err)) {
-      return;
-    }
-    if (err && !this.error) this.error = err;
-    if (drop) {
+    if (drop && !err) {
       // Latest first: each NACK puts its message at the head, so they keep their order there.
-      for (let i = this.buffer.length - 1; i >= this.bufHead; i--) {
-        const m = this.buffer[i];
-        if (m instanceof LeasedMessage && !m.settled && !err) m.nack().catch(() => {});
+      for (const m of this.inbox.buffered().reverse()) {
+        if (m instanceof LeasedMessage && !m.settled) m.nack().catch(() => {});
       }
-      this.buffer.length = 0;
-      this.bufHead = 0;
     }
-    this.state = this.bufHead < this.buffer.length ? State.Ending : State.Done;
-    if (this.error) this.settle.reject(this.error);
-    else this.settle.resolve();
-    if (this.waiter && this.bufHead >= this.buffer.length) {
-      const w = this.waiter;
-      this.waiter = null;
-      if (this.error) w.reject(this.error);
-      else w.resolve({ done: true, value: undefined });
-    }
-    if (err) this.host.release(this.queue, this);
+    if (this.inbox.end(err, drop) && err) this.host.release(this.queue, this);
   }
 }

@@ -2,7 +2,7 @@
 // to the channel after the SUB, read with `for await` or through a callback.
 import { BeussError, InvalidArgumentError } from './errors.js';
 import type { Frame } from './parser.js';
-import { pushedIterator, runHandler } from './pushed.js';
+import { Inbox } from './inbox.js';
 
 /** A message published to a channel, as a {@link Subscription} receives it. */
 export class ChannelEvent {
@@ -64,16 +64,10 @@ export class Subscription implements AsyncIterable<ChannelEvent> {
    */
   readonly closed: Promise<void>;
 
-  private open = true;
-  private error: Error | null = null;
-  private readonly buffer: ChannelEvent[] = [];
-  private bufHead = 0;
-  private waiter: { resolve(r: IteratorResult<ChannelEvent>): void; reject(e: Error): void } | null = null;
-  private iterated = false;
+  private readonly inbox: Inbox<ChannelEvent>;
   private received = 0;
   private lost = 0;
   private lostPending = 0;
-  private settle!: { resolve(): void; reject(e: Error): void };
   private closing: Promise<void> | null = null;
 
   /** @internal Use {@link Client.subscribe}. */
@@ -84,15 +78,8 @@ export class Subscription implements AsyncIterable<ChannelEvent> {
     private readonly maxBuffered: number,
     handler?: EventHandler,
   ) {
-    const over = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
-    if (handler) {
-      this.iterated = true;
-      this.closed = runHandler(() => this.next(), handler, () => this.close());
-    } else {
-      this.closed = over;
-    }
-    this.closed.catch(() => {});
-    over.catch(() => {});
+    this.inbox = new Inbox(handler, () => this.close());
+    this.closed = this.inbox.closed;
     this.ready = this.host.request(`SUB ${channel}`).then(
       () => {},
       (err: Error) => {
@@ -115,9 +102,7 @@ export class Subscription implements AsyncIterable<ChannelEvent> {
 
   /** Returns the async iterator of events; a subscription can be iterated once. */
   [Symbol.asyncIterator](): AsyncIterator<ChannelEvent> {
-    if (this.iterated) throw new InvalidArgumentError('a subscription can be iterated only once, and not when it has a handler');
-    this.iterated = true;
-    return pushedIterator(() => this.next(), () => this.close());
+    return this.inbox.iterator('a subscription');
   }
 
   /** Ends the subscription: sends `UNSUB`, drops events not handed out yet, resolves once the server confirmed. */
@@ -127,49 +112,26 @@ export class Subscription implements AsyncIterable<ChannelEvent> {
         () => this.host.release(this.channel, this),
         () => this.host.release(this.channel, this),
       );
-      this.buffer.length = 0;
-      this.bufHead = 0;
-      this.end(null);
+      this.inbox.end(null, true);
       this.closing = unsub;
     }
     return this.closing;
   }
 
-  private next(): Promise<IteratorResult<ChannelEvent>> {
-    if (this.bufHead < this.buffer.length) {
-      const e = this.buffer[this.bufHead++]!;
-      if (this.bufHead === this.buffer.length) {
-        this.buffer.length = 0;
-        this.bufHead = 0;
-      }
-      return Promise.resolve({ done: false, value: e });
-    }
-    if (!this.open) return this.error ? Promise.reject(this.error) : Promise.resolve({ done: true, value: undefined });
-    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
-  }
-
   /** @internal Called by the client with each EVENT of this channel. */
   _event(data: Buffer): void {
-    if (!this.open) return;
+    if (!this.inbox.isOpen) return;
     this.received++;
-    if (!this.waiter && this.buffer.length - this.bufHead >= this.maxBuffered) {
+    // A full buffer has no reader waiting (maxBuffered is at least 1).
+    if (this.inbox.size >= this.maxBuffered) {
       // Drop the oldest; the event handed out next says so.
-      const old = this.buffer[this.bufHead++]!;
+      const carried = this.inbox.dropOldest()!.droppedBefore + 1;
       this.lost++;
-      const carried = old.droppedBefore + 1;
-      const next = this.buffer[this.bufHead];
-      if (next) this.buffer[this.bufHead] = new ChannelEvent(next.channel, next.data, next.droppedBefore + carried);
-      else this.lostPending += carried;
+      const told = this.inbox.updateOldest((next) => new ChannelEvent(next.channel, next.data, next.droppedBefore + carried));
+      if (!told) this.lostPending += carried;
     }
-    const ev = new ChannelEvent(this.channel, data, this.lostPending);
+    this.inbox.push(new ChannelEvent(this.channel, data, this.lostPending));
     this.lostPending = 0;
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = null;
-      w.resolve({ done: false, value: ev });
-      return;
-    }
-    this.buffer.push(ev);
   }
 
   /** @internal Called by the client with each DROPPED of this channel. */
@@ -184,18 +146,7 @@ export class Subscription implements AsyncIterable<ChannelEvent> {
   }
 
   private end(err: Error | null): void {
-    if (!this.open) return;
-    this.open = false;
-    if (err) this.error = err;
-    if (this.error) this.settle.reject(this.error);
-    else this.settle.resolve();
-    if (this.waiter && this.bufHead >= this.buffer.length) {
-      const w = this.waiter;
-      this.waiter = null;
-      if (this.error) w.reject(this.error);
-      else w.resolve({ done: true, value: undefined });
-    }
-    if (err) this.host.release(this.channel, this);
+    if (this.inbox.end(err, false) && err) this.host.release(this.channel, this);
   }
 }
 
