@@ -39,16 +39,24 @@
 
 #include "internal.h"
 
+/* bmember is a connection's membership of a queue (an ON) or of a channel
+ * (a SUB): on c's list of that kind and on q's members, so that either side
+ * finds, lists and ends it. It is the first member of bsub and bcsub. */
+typedef struct bmember {
+    struct bmember *cnext; /* c's memberships of this kind */
+    struct bmember *cprev;
+    struct bmember *qnext; /* members of q */
+    struct bmember *qprev;
+    bqueue *q;             /* the queue, or the channel */
+    struct bconn *c;
+} bmember;
+
+/* bsub is an ON: connection c consuming queue q under credit. */
 typedef struct bsub {
+    bmember m;
     struct bsub *rnext; /* ring of eligible subscriptions of q */
     struct bsub *rprev;
     int in_ring;
-    struct bsub *cnext; /* subscriptions of c */
-    struct bsub *cprev;
-    struct bsub *qnext; /* subscriptions of q */
-    struct bsub *qprev;
-    bqueue *q;
-    struct bconn *c;
     uint32_t credit;
     uint32_t lease_ms;   /* ON ... LEASE: pushes are leased; 0 = plain */
     uint32_t maxdeliver;
@@ -56,17 +64,27 @@ typedef struct bsub {
     uint32_t withheld;   /* credit of expired leases, given back when c shows life */
 } bsub;
 
-/* bcsub is a SUB: connection c listening on channel ch. */
+/* bcsub is a SUB: connection c listening on channel q. */
 typedef struct bcsub {
-    struct bcsub *cnext; /* SUBs of c */
-    struct bcsub *cprev;
-    struct bcsub *hnext; /* subscribers of ch */
-    struct bcsub *hprev;
-    bqueue *ch;
-    struct bconn *c;
+    bmember m;
     bstore held;      /* events kept while c cannot take them */
     uint64_t dropped; /* events dropped since the last DROPPED line */
 } bcsub;
+
+/* A bmember converts to the bsub or bcsub it starts and back (C11
+ * 6.7.2.1), NULL to NULL, so lists of members walk as lists of either. */
+_Static_assert(offsetof(bsub, m) == 0, "bsub starts with its membership");
+_Static_assert(offsetof(bcsub, m) == 0, "bcsub starts with its membership");
+
+static inline bsub *sub_of(bmember *m)
+{
+    return (bsub *)m;
+}
+
+static inline bcsub *csub_of(bmember *m)
+{
+    return (bcsub *)m;
+}
 
 /* bdelay is a message waiting for its time (PUT ... DELAY/AT). */
 typedef struct bdelay {
@@ -113,10 +131,8 @@ typedef struct bconn {
     struct bconn *dprev;
     bbuf pend;           /* input kept while blocked */
     size_t pend_off;
-    bsub *subs;
-    uint32_t nsubs;
-    bcsub *csubs;        /* channel subscriptions */
-    uint32_t ncsubs;
+    bmlist ons;          /* its ON subscriptions (bsub) */
+    bmlist subs;         /* its channel subscriptions (bcsub) */
     bqueue *wq;          /* queue of the GET WAIT */
     struct bconn *wnext;
     struct bconn *wprev;
@@ -298,17 +314,78 @@ static int blocked(const bconn *c)
 static void q_touch(beuss_engine *e, bqueue *q);
 static void csub_free(beuss_engine *e, bcsub *s);
 
+/* ---- memberships ------------------------------------------------------- */
+
+/* member_find returns the member of q on cl, c's list of that kind, or NULL.
+ * It walks the shorter of cl and q's members, so neither a connection in
+ * many queues or channels nor one with many members makes ON, CREDIT, OFF,
+ * SUB or UNSUB quadratic. */
+static bmember *member_find(const bmlist *cl, const bconn *c, const bqueue *q)
+{
+    bmember *m;
+    if (cl->n <= q->members.n) {
+        for (m = cl->first; m; m = m->cnext)
+            if (m->q == q)
+                return m;
+    } else {
+        for (m = q->members.first; m; m = m->qnext)
+            if (m->c == c)
+                return m;
+    }
+    return NULL;
+}
+
+/* member_link makes m a membership of c in q: first on cl (c's list of its
+ * kind) and first among q's members. */
+static void member_link(bmember *m, bmlist *cl, bconn *c, bqueue *q)
+{
+    m->c = c;
+    m->q = q;
+    m->cprev = NULL;
+    m->cnext = cl->first;
+    if (cl->first)
+        cl->first->cprev = m;
+    cl->first = m;
+    cl->n++;
+    m->qprev = NULL;
+    m->qnext = q->members.first;
+    if (q->members.first)
+        q->members.first->qprev = m;
+    q->members.first = m;
+    q->members.n++;
+}
+
+/* member_unlink takes m off cl (its connection's list of its kind) and off
+ * its queue's or channel's members. */
+static void member_unlink(bmember *m, bmlist *cl)
+{
+    if (m->cprev)
+        m->cprev->cnext = m->cnext;
+    else
+        cl->first = m->cnext;
+    if (m->cnext)
+        m->cnext->cprev = m->cprev;
+    cl->n--;
+    if (m->qprev)
+        m->qprev->qnext = m->qnext;
+    else
+        m->q->members.first = m->qnext;
+    if (m->qnext)
+        m->qnext->qprev = m->qprev;
+    m->q->members.n--;
+}
+
 /* ---- subscriptions ----------------------------------------------------- */
 
 static int sub_eligible(const bsub *s)
 {
-    const bconn *c = s->c;
+    const bconn *c = s->m.c;
     return s->credit > 0 && !c->user_paused && !c->full && !c->closing;
 }
 
 static void ring_add(bsub *s)
 {
-    bqueue *q = s->q;
+    bqueue *q = s->m.q;
     if (s->in_ring)
         return;
     if (q->ring == NULL) {
@@ -327,7 +404,7 @@ static void ring_add(bsub *s)
 
 static void ring_del(bsub *s)
 {
-    bqueue *q = s->q;
+    bqueue *q = s->m.q;
     if (!s->in_ring)
         return;
     if (s->rnext == s) {
@@ -350,62 +427,13 @@ static void sub_update(bsub *s)
         ring_del(s);
 }
 
-/* sub_find returns c's subscription to q, or NULL. It walks the shorter of
- * c's and q's lists, so neither a connection on many queues nor a queue with
- * many consumers makes ON, CREDIT or OFF quadratic. */
-static bsub *sub_find(const bconn *c, const bqueue *q)
-{
-    bsub *s;
-    if (c->nsubs <= q->nsubs) {
-        for (s = c->subs; s; s = s->cnext)
-            if (s->q == q)
-                return s;
-    } else {
-        for (s = q->subs; s; s = s->qnext)
-            if (s->c == c)
-                return s;
-    }
-    return NULL;
-}
-
-/* sub_link adds s to its connection's and its queue's lists. */
-static void sub_link(bsub *s)
-{
-    bconn *c = s->c;
-    bqueue *q = s->q;
-    s->cprev = NULL;
-    s->cnext = c->subs;
-    if (c->subs)
-        c->subs->cprev = s;
-    c->subs = s;
-    c->nsubs++;
-    s->qprev = NULL;
-    s->qnext = q->subs;
-    if (q->subs)
-        q->subs->qprev = s;
-    q->subs = s;
-    q->nsubs++;
-}
-
 static void sub_free(beuss_engine *e, bsub *s)
 {
+    bqueue *q = s->m.q;
     ring_del(s);
-    if (s->cprev)
-        s->cprev->cnext = s->cnext;
-    else
-        s->c->subs = s->cnext;
-    if (s->cnext)
-        s->cnext->cprev = s->cprev;
-    s->c->nsubs--;
-    if (s->qprev)
-        s->qprev->qnext = s->qnext;
-    else
-        s->q->subs = s->qnext;
-    if (s->qnext)
-        s->qnext->qprev = s->qprev;
-    s->q->nsubs--;
+    member_unlink(&s->m, &s->m.c->ons);
     e->st.consumers--;
-    q_touch(e, s->q);
+    q_touch(e, q);
     ba_free(&e->al, s, sizeof *s);
 }
 
@@ -413,7 +441,7 @@ static void sub_free(beuss_engine *e, bsub *s)
 
 static int queue_idle(const bqueue *q)
 {
-    return q->st.count == 0 && q->nsubs == 0 && q->nwait == 0 && q->nleased == 0 &&
+    return q->st.count == 0 && q->members.n == 0 && q->nwait == 0 && q->nleased == 0 &&
            !q->pump_later && q->nsched == 0;
 }
 
@@ -490,10 +518,10 @@ static void conn_set_closing(beuss_engine *e, bconn *c)
         return;
     c->closing = 1;
     wait_end(e, c);
-    while (c->subs)
-        sub_free(e, c->subs);
-    while (c->csubs)
-        csub_free(e, c->csubs);
+    while (c->ons.first)
+        sub_free(e, sub_of(c->ons.first));
+    while (c->subs.first)
+        csub_free(e, csub_of(c->subs.first));
     mark(e, c);
 }
 
@@ -502,7 +530,7 @@ static void conn_full(beuss_engine *e, bconn *c)
 {
     bsub *s;
     c->full = 1;
-    for (s = c->subs; s; s = s->cnext)
+    for (s = sub_of(c->ons.first); s; s = sub_of(s->m.cnext))
         ring_del(s);
     mark(e, c);
 }
@@ -796,7 +824,7 @@ static void lease_credit(beuss_engine *e, blease *l, int expired)
     bsub *s;
     if (l->c == NULL || l->sub_gen == 0)
         return;
-    s = sub_find(l->c, l->q);
+    s = sub_of(member_find(&l->c->ons, l->c, l->q));
     if (s == NULL || s->gen != l->sub_gen)
         return;
     if (expired) {
@@ -819,7 +847,7 @@ static void lease_credit(beuss_engine *e, blease *l, int expired)
 static void conn_alive(beuss_engine *e, bconn *c)
 {
     bsub *s;
-    for (s = c->subs; s; s = s->cnext) {
+    for (s = sub_of(c->ons.first); s; s = sub_of(s->m.cnext)) {
         uint64_t credit;
         if (s->withheld == 0)
             continue;
@@ -827,7 +855,7 @@ static void conn_alive(beuss_engine *e, bconn *c)
         s->credit = credit > UINT32_MAX ? UINT32_MAX : (uint32_t)credit;
         s->withheld = 0;
         sub_update(s);
-        pump_later(e, s->q);
+        pump_later(e, s->m.q);
     }
 }
 
@@ -915,8 +943,8 @@ static void conn_return_leases(beuss_engine *e, bconn *c)
  * touch s, and the message stays with the caller). */
 static int push_to(beuss_engine *e, bsub *s, const uint8_t *p, size_t n, uint32_t prev)
 {
-    bconn *c = s->c;
-    bqueue *q = s->q;
+    bconn *c = s->m.c;
+    bqueue *q = s->m.q;
     blease *l = NULL;
     uint8_t *w;
     size_t k;
@@ -1057,8 +1085,8 @@ static int out_blocked(const bconn *c)
  * closed and s freed). */
 static int write_event(beuss_engine *e, bcsub *s, const uint8_t *p, size_t n)
 {
-    bconn *c = s->c;
-    bqueue *ch = s->ch;
+    bconn *c = s->m.c;
+    bqueue *ch = s->m.q;
     uint8_t *w = out_begin(e, c, 6 + ch->namelen + 1 + 20 + 2 + n + 2);
     size_t k;
     if (w == NULL)
@@ -1075,9 +1103,9 @@ static int write_event(beuss_engine *e, bcsub *s, const uint8_t *p, size_t n)
  * connection takes them. It returns 0, or -1 if s was freed. */
 static int flush_held(beuss_engine *e, bcsub *s)
 {
-    bconn *c = s->c;
+    bconn *c = s->m.c;
     if (s->dropped && !out_blocked(c)) {
-        bqueue *ch = s->ch;
+        bqueue *ch = s->m.q;
         uint8_t *w = out_begin(e, c, 8 + ch->namelen + 1 + 20 + 2);
         size_t k;
         if (w == NULL)
@@ -1104,7 +1132,7 @@ static int flush_held(beuss_engine *e, bcsub *s)
  * the sub_buffer bound and the sub_policy. */
 static void event_to(beuss_engine *e, bcsub *s, const uint8_t *p, size_t n)
 {
-    bconn *c = s->c;
+    bconn *c = s->m.c;
     if (c->closing)
         return;
     if ((s->held.count || s->dropped) && flush_held(e, s) != 0)
@@ -1134,55 +1162,25 @@ static void event_to(beuss_engine *e, bcsub *s, const uint8_t *p, size_t n)
     }
 }
 
-/* csub_find returns c's SUB of ch, or NULL, walking the shorter list. */
-static bcsub *csub_find(const bconn *c, const bqueue *ch)
-{
-    bcsub *s;
-    if (c->ncsubs <= ch->nsubs) {
-        for (s = c->csubs; s; s = s->cnext)
-            if (s->ch == ch)
-                return s;
-    } else {
-        for (s = ch->csubs; s; s = s->hnext)
-            if (s->c == c)
-                return s;
-    }
-    return NULL;
-}
-
 /* csub_free ends SUB s, dropping its held events, and removes its channel
  * when nobody listens any more (unless a PUB is writing to it). */
 static void csub_free(beuss_engine *e, bcsub *s)
 {
-    bqueue *ch = s->ch;
-    bconn *c = s->c;
-    if (s->cprev)
-        s->cprev->cnext = s->cnext;
-    else
-        c->csubs = s->cnext;
-    if (s->cnext)
-        s->cnext->cprev = s->cprev;
-    c->ncsubs--;
-    if (s->hprev)
-        s->hprev->hnext = s->hnext;
-    else
-        ch->csubs = s->hnext;
-    if (s->hnext)
-        s->hnext->hprev = s->hprev;
-    ch->nsubs--;
+    bqueue *ch = s->m.q;
+    member_unlink(&s->m, &s->m.c->subs);
     e->st.subscribers--;
     store_purge(&s->held, &e->al);
     ba_free(&e->al, s, sizeof *s);
-    if (ch->nsubs == 0 && ch != e->pubch)
+    if (ch->members.n == 0 && ch != e->pubch)
         qt_remove(&e->ct, &e->al, ch);
 }
 
 /* flush_conn_held writes what c's SUBs hold, as far as c takes it. */
 static void flush_conn_held(beuss_engine *e, bconn *c)
 {
-    bcsub *s = c->csubs;
+    bcsub *s = csub_of(c->subs.first);
     while (s && !out_blocked(c)) {
-        bcsub *next = s->cnext;
+        bcsub *next = csub_of(s->m.cnext);
         if ((s->held.count || s->dropped) && flush_held(e, s) != 0)
             return;
         s = next;
@@ -1608,7 +1606,7 @@ static void do_on(beuss_engine *e, bconn *c, const bframe *f)
         reply_err(e, c, BE_INTERNAL, "out of memory creating the queue");
         return;
     }
-    if (sub_find(c, q)) {
+    if (member_find(&c->ons, c, q)) {
         reply_err(e, c, BE_ALREADY_SUBSCRIBED, "this connection already has an ON for that queue");
         return;
     }
@@ -1619,13 +1617,11 @@ static void do_on(beuss_engine *e, bconn *c, const bframe *f)
         return;
     }
     memset(s, 0, sizeof *s);
-    s->q = q;
-    s->c = c;
     s->credit = credit > UINT32_MAX ? UINT32_MAX : (uint32_t)credit;
     s->lease_ms = o.lease;
     s->maxdeliver = o.maxdeliver;
     s->gen = ++c->sub_gen ? c->sub_gen : ++c->sub_gen; /* 0 means "from a GET" */
-    sub_link(s);
+    member_link(&s->m, &c->ons, c, q);
     e->st.consumers++;
     if (REPLY(e, c, "OK\r\n") != 0)
         return; /* c is closing; s is gone */
@@ -1638,7 +1634,7 @@ static void do_on(beuss_engine *e, bconn *c, const bframe *f)
 static bsub *find_sub(beuss_engine *e, bconn *c, bview t)
 {
     bqueue *q = find_queue(e, t);
-    bsub *s = q ? sub_find(c, q) : NULL;
+    bsub *s = q ? sub_of(member_find(&c->ons, c, q)) : NULL;
     if (s == NULL)
         reply_err(e, c, BE_NOT_SUBSCRIBED, "no ON for that queue on this connection");
     return s;
@@ -1658,7 +1654,7 @@ static void do_credit(beuss_engine *e, bconn *c, const bframe *f)
     s = find_sub(e, c, f->tok[1]);
     if (s == NULL)
         return;
-    q = s->q;
+    q = s->m.q;
     conn_alive(e, c);
     credit = (uint64_t)s->credit + n;
     s->credit = credit > UINT32_MAX ? UINT32_MAX : (uint32_t)credit;
@@ -1849,7 +1845,7 @@ static void do_queues(beuss_engine *e, bconn *c)
     /* <name> <ready> <consumers> <leased> <scheduled> <dead>: leases and
      * dead letters do not exist in this engine yet, so they are 0. */
     for (i = 0; i < n; i++)
-        size += v[i]->namelen + 1 + u64_dec_len(v[i]->st.count) + 1 + u64_dec_len(v[i]->nsubs) +
+        size += v[i]->namelen + 1 + u64_dec_len(v[i]->st.count) + 1 + u64_dec_len(v[i]->members.n) +
                 1 + u64_dec_len(v[i]->nleased) + 1 + u64_dec_len(v[i]->nsched) + 1 +
                 u64_dec_len(dead_count(e, v[i])) + 1;
     o = data_begin(e, c, size, &w);
@@ -1859,7 +1855,7 @@ static void do_queues(beuss_engine *e, bconn *c)
             o[w++] = ' ';
             w += u64_to_dec(o + w, v[i]->st.count);
             o[w++] = ' ';
-            w += u64_to_dec(o + w, v[i]->nsubs);
+            w += u64_to_dec(o + w, v[i]->members.n);
             o[w++] = ' ';
             w += u64_to_dec(o + w, v[i]->nleased);
             o[w++] = ' ';
@@ -1958,7 +1954,7 @@ static void do_queue_stats(beuss_engine *e, bconn *c, const bframe *f)
         n = snprintf((char *)doc, sizeof doc,
                      "ready %llu\nconsumers %u\nleased %llu\nscheduled %llu\ndead %llu\n"
                      "waiting %u\nbytes %llu\ndead_queue ",
-                     (unsigned long long)q->st.count, (unsigned)q->nsubs,
+                     (unsigned long long)q->st.count, (unsigned)q->members.n,
                      (unsigned long long)q->nleased, (unsigned long long)q->nsched,
                      (unsigned long long)(d ? d->st.count : 0), (unsigned)q->nwait,
                      (unsigned long long)q->st.bytes);
@@ -2011,14 +2007,14 @@ static void do_pub(beuss_engine *e, bconn *c, const bframe *f)
         /* A subscriber may be closed while we write (disconnect policy, no
          * memory): it only frees its own SUB, and pubch keeps ch alive. */
         e->pubch = ch;
-        for (s = ch->csubs; s;) {
-            bcsub *next = s->hnext;
+        for (s = csub_of(ch->members.first); s;) {
+            bcsub *next = csub_of(s->m.qnext);
             event_to(e, s, f->payload, f->plen);
             n++;
             s = next;
         }
         e->pubch = NULL;
-        if (ch->nsubs == 0)
+        if (ch->members.n == 0)
             qt_remove(&e->ct, &e->al, ch);
     }
     reply_ok_num(e, c, n);
@@ -2035,30 +2031,19 @@ static void do_sub(beuss_engine *e, bconn *c, const bframe *f)
         reply_err(e, c, BE_INTERNAL, "out of memory subscribing");
         return;
     }
-    if (ch->nsubs && csub_find(c, ch)) {
+    if (member_find(&c->subs, c, ch)) {
         reply_err(e, c, BE_ALREADY_SUBSCRIBED, "this connection already has a SUB for that channel");
         return;
     }
     s = ba_malloc(&e->al, sizeof *s);
     if (s == NULL) {
-        if (ch->nsubs == 0)
+        if (ch->members.n == 0)
             qt_remove(&e->ct, &e->al, ch);
         reply_err(e, c, BE_INTERNAL, "out of memory subscribing");
         return;
     }
     memset(s, 0, sizeof *s);
-    s->ch = ch;
-    s->c = c;
-    s->cnext = c->csubs;
-    if (c->csubs)
-        c->csubs->cprev = s;
-    c->csubs = s;
-    c->ncsubs++;
-    s->hnext = ch->csubs;
-    if (ch->csubs)
-        ch->csubs->hprev = s;
-    ch->csubs = s;
-    ch->nsubs++;
+    member_link(&s->m, &c->subs, c, ch);
     e->st.subscribers++;
     REPLY(e, c, "OK\r\n");
 }
@@ -2070,7 +2055,7 @@ static void do_unsub(beuss_engine *e, bconn *c, const bframe *f)
     if (!check_args(e, c, f, 2, 2, "usage: UNSUB <channel>"))
         return;
     ch = qt_find(&e->ct, f->tok[1].p, f->tok[1].n);
-    s = ch ? csub_find(c, ch) : NULL;
+    s = ch ? csub_of(member_find(&c->subs, c, ch)) : NULL;
     if (s == NULL) {
         reply_err(e, c, BE_NOT_SUBSCRIBED, "no SUB for that channel on this connection");
         return;
@@ -2638,7 +2623,7 @@ int beuss_conn_pause(beuss_engine *e, uint32_t id)
     if (c == NULL)
         return BEUSS_ENOCONN;
     c->user_paused = 1;
-    for (s = c->subs; s; s = s->cnext)
+    for (s = sub_of(c->ons.first); s; s = sub_of(s->m.cnext))
         ring_del(s);
     return BEUSS_OK;
 }
@@ -2657,17 +2642,17 @@ int beuss_conn_resume(beuss_engine *e, uint32_t id, uint64_t now_ms)
         mark(e, c); /* BEUSS_OUT_FULL goes away */
     c->user_paused = 0;
     c->full = 0;
-    for (s = c->subs; s; s = s->cnext)
+    for (s = sub_of(c->ons.first); s; s = sub_of(s->m.cnext))
         sub_update(s);
     flush_conn_held(e, c);
     /* Pumping may pause c again or close it (freeing subscriptions): walk
      * queues by re-reading the list each time. */
-    for (s = c->subs; s != NULL;) {
+    for (s = sub_of(c->ons.first); s != NULL;) {
         if (s->in_ring)
-            pump(e, s->q);
+            pump(e, s->m.q);
         if (c->full || c->closing)
             break;
-        s = s->cnext;
+        s = sub_of(s->m.cnext);
     }
     run_add(e, c);
     run_all(e, now_ms);

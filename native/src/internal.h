@@ -271,7 +271,14 @@ void heap_free(bheap *h, balloc *al);
 
 struct bconn;
 struct bsub;
-struct bcsub;
+struct bmember;
+
+/* bmlist is one side of a membership list (engine.c): a connection's ONs or
+ * SUBs, a queue's ON consumers or a channel's SUB subscribers. */
+typedef struct bmlist {
+    struct bmember *first;
+    uint32_t n;
+} bmlist;
 
 /* bqueue is a queue, or a channel (same name rules, separate table). */
 typedef struct bqueue {
@@ -279,12 +286,11 @@ typedef struct bqueue {
     uint32_t hash;
     bstore st;
     struct bsub *ring;   /* eligible ON consumers, served round robin from here */
-    uint32_t nsubs;      /* ON subscriptions, eligible or not */
-    struct bsub *subs;   /* all of them, to find one by connection */
+    bmlist members;      /* a queue's ON subscriptions, eligible or not, or a
+                            channel's SUB subscribers */
     struct bconn *wfirst; /* GETs waiting, in arrival order */
     struct bconn *wlast;
     uint32_t nwait;
-    struct bcsub *csubs;  /* a channel's SUB subscribers (channels table only) */
     uint64_t nsched;      /* delayed messages for this queue not yet due */
     btimer idle;          /* idle cleanup timer (queue_idle_ms) */
     uint64_t nleased;     /* its messages held under a lease (or a NACK delay) */
