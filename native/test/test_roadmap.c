@@ -196,6 +196,72 @@ static void test_fanout_stalled(void)
     h_free(&h);
 }
 
+/* test_memberships pins that a connection's ON of a queue and its SUB of the
+ * channel of the same name are separate memberships, found from either side
+ * (the connection's list or the queue's, whichever is shorter) and ended
+ * one at a time or all together when the connection closes. */
+static void test_memberships(void)
+{
+    harness h;
+    uint32_t a, b, c, d;
+    beuss_stats s;
+    current = "memberships: ON and SUB of one name are separate";
+    h_init_cfg(&h, NULL);
+    a = h_open(&h);
+    b = h_open(&h);
+    c = h_open(&h);
+    d = h_open(&h);
+    h_feeds_ok(&h, a, "ON x CREDIT 0\r\nSUB x\r\nON y CREDIT 0\r\nON z CREDIT 0\r\nSUB y\r\nSUB z\r\n");
+    EXPECT(&h, a, "OK\r\nOK\r\nOK\r\nOK\r\nOK\r\nOK\r\n");
+    h_feeds_ok(&h, b, "ON x CREDIT 0\r\nSUB x\r\nON w CREDIT 0\r\n");
+    EXPECT(&h, b, "OK\r\nOK\r\nOK\r\n");
+    h_feeds_ok(&h, c, "ON x CREDIT 0\r\nSUB x\r\n");
+    EXPECT(&h, c, "OK\r\nOK\r\n");
+    s = stats(&h);
+    CHECK(s.consumers == 6 && s.subscribers == 5 && s.channels == 3);
+
+    current = "memberships: found from the connection's side and the queue's";
+    /* a has 3 ONs and y 1 consumer: looked up from y; b has 2 ONs, x 3. */
+    h_feeds_ok(&h, a, "CREDIT y 2\r\nON y\r\nOFF w\r\nSUB y\r\nUNSUB w\r\n");
+    EXPECT(&h, a, "OK 2\r\nERR ALREADY_SUBSCRIBED this connection already has an ON for that queue\r\n"
+                  "ERR NOT_SUBSCRIBED no ON for that queue on this connection\r\n"
+                  "ERR ALREADY_SUBSCRIBED this connection already has a SUB for that channel\r\n"
+                  "ERR NOT_SUBSCRIBED no SUB for that channel on this connection\r\n");
+    h_feeds_ok(&h, b, "CREDIT x 1\r\nCREDIT y 1\r\nUNSUB y\r\n");
+    EXPECT(&h, b, "OK 1\r\nERR NOT_SUBSCRIBED no ON for that queue on this connection\r\n"
+                  "ERR NOT_SUBSCRIBED no SUB for that channel on this connection\r\n");
+    h_feeds_ok(&h, d, "OFF x\r\nUNSUB x\r\nCREDIT w 1\r\n");
+    EXPECT(&h, d, "ERR NOT_SUBSCRIBED no ON for that queue on this connection\r\n"
+                  "ERR NOT_SUBSCRIBED no SUB for that channel on this connection\r\n"
+                  "ERR NOT_SUBSCRIBED no ON for that queue on this connection\r\n");
+
+    current = "memberships: OFF ends the ON only, UNSUB the SUB only";
+    h_feeds_ok(&h, a, "OFF x\r\nOFF x\r\n");
+    EXPECT(&h, a, "OK\r\nERR NOT_SUBSCRIBED no ON for that queue on this connection\r\n");
+    h_feeds_ok(&h, d, "PUT x 1\r\n1\r\nPUB x 1\r\ne\r\nPUT y 1\r\n2\r\n");
+    EXPECT(&h, d, "OK 1\r\nOK 3\r\nOK 1\r\n");
+    EXPECT(&h, a, "EVENT x 1\r\ne\r\nPUSH y 1\r\n2\r\n");
+    EXPECT(&h, b, "PUSH x 1\r\n1\r\nEVENT x 1\r\ne\r\n");
+    EXPECT(&h, c, "EVENT x 1\r\ne\r\n");
+    h_feeds_ok(&h, c, "UNSUB x\r\nUNSUB x\r\nCREDIT x 1\r\n");
+    EXPECT(&h, c, "OK\r\nERR NOT_SUBSCRIBED no SUB for that channel on this connection\r\nOK 1\r\n");
+
+    current = "memberships: a close ends all of the connection's, none of the others'";
+    CHECK(beuss_conn_close(h.e, b, 1000) == BEUSS_OK);
+    h_drain(&h);
+    s = stats(&h);
+    CHECK(s.consumers == 3 && s.subscribers == 3 && s.channels == 3);
+    h_feeds_ok(&h, d, "PUB x 1\r\nf\r\nPUT x 1\r\n3\r\n");
+    EXPECT(&h, d, "OK 1\r\nOK 1\r\n");
+    EXPECT(&h, a, "EVENT x 1\r\nf\r\n");
+    EXPECT(&h, c, "PUSH x 1\r\n3\r\n");
+    CHECK(beuss_conn_close(h.e, a, 1000) == BEUSS_OK);
+    h_drain(&h);
+    s = stats(&h);
+    CHECK(s.consumers == 1 && s.subscribers == 0 && s.channels == 0);
+    h_free(&h);
+}
+
 /* ---- delayed messages ------------------------------------------------------ */
 
 static void test_delayed(void)
@@ -458,6 +524,7 @@ int main(void)
     test_fanout_order();
     test_fanout_not_stored();
     test_fanout_stalled();
+    test_memberships();
     test_delayed();
     test_schedules();
     return checks_report();
