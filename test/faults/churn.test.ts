@@ -5,21 +5,12 @@
 // baseline once the churn ends. Bounded: about a minute at most.
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect } from '../../src/index';
-import { startServer, type RunningServer } from '../helpers/server';
-import { expectCleanExit, onLinux } from '../helpers/platform';
+import { useServer } from '../helpers/server';
+import { onLinux } from '../helpers/platform';
 
-let server: RunningServer;
-
-beforeAll(async () => {
-  server = await startServer();
-});
-
-afterAll(async () => {
-  const r = await server?.stop();
-  expectCleanExit(r);
-});
+const server = useServer({ cleanExit: true });
 
 function openFiles(): number {
   return fs.readdirSync(`/proc/${server.proc.pid}/fd`).length;

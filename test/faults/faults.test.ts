@@ -2,30 +2,13 @@
 // process killed while it holds leases, a poison message, a consumer that
 // stops reading, and SIGTERM to a server under load. Every wait is bounded.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type Client, type LeasedMessage } from '../../src/index';
-import { ROOT, startServer, type RunningServer } from '../helpers/server';
-import { expectCleanExit, onWindows } from '../helpers/platform';
+import { describe, expect, it } from 'vitest';
+import { connect, type LeasedMessage } from '../../src/index';
+import { ROOT, startServer, useServer } from '../helpers/server';
+import { onWindows } from '../helpers/platform';
 import { Wire } from '../helpers/wire';
 
-let server: RunningServer;
-const clients: Client[] = [];
-
-beforeAll(async () => {
-  server = await startServer();
-});
-
-afterAll(async () => {
-  for (const c of clients) await c.close({ force: true }).catch(() => {});
-  const r = await server?.stop();
-  expectCleanExit(r);
-});
-
-async function client(port = server.port): Promise<Client> {
-  const c = await connect({ host: '127.0.0.1', port });
-  clients.push(c);
-  return c;
-}
+const server = useServer({ cleanExit: true });
 
 /** Resolves when pred() holds, checking every 10 ms; rejects after timeoutMs. */
 async function until(pred: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
@@ -49,7 +32,7 @@ function node(script: string, port = server.port): { proc: ChildProcess; out: ()
 describe('at-least-once under faults', () => {
   it('a consumer killed with SIGKILL while holding 100 leased messages: all 100 reach another consumer, none lost, in order', async () => {
     const q = 'kill-100';
-    const p = await client();
+    const p = await server.connect();
     for (let i = 0; i < 100; i++) void p.put(q, `m${i}`);
     expect(await p.len(q)).toBe(100);
     const child = node(`
@@ -67,7 +50,7 @@ describe('at-least-once under faults', () => {
     child.proc.kill('SIGKILL');
     await new Promise((r) => child.proc.once('exit', r));
     // The leases come back with the connection, not after their 10-minute lease.
-    const c = await client();
+    const c = await server.connect();
     const got: LeasedMessage[] = [];
     const consumer = c.consume(q, { lease: 60_000, prefetch: 16 });
     for await (const m of consumer) {
@@ -83,10 +66,10 @@ describe('at-least-once under faults', () => {
 
   it('a poison message is dead-lettered after the maximum and does not block the messages behind it', async () => {
     const q = 'poison';
-    const p = await client();
+    const p = await server.connect();
     await p.put(q, 'poison');
     for (let i = 0; i < 9; i++) await p.put(q, `ok${i}`);
-    const c = await client();
+    const c = await server.connect();
     const done: string[] = [];
     let tries = 0;
     const errors: unknown[] = [];
@@ -118,10 +101,10 @@ describe('at-least-once under faults', () => {
     stalled.send(`ON ${q} CREDIT 10 LEASE 300\r\n`);
     expect(await stalled.line()).toBe('OK');
     stalled.socket.pause(); // from now on it reads nothing, and never acknowledges
-    const p = await client();
+    const p = await server.connect();
     for (let i = 0; i < 5; i++) await p.put(q, `s${i}`);
     await until(async () => Number((await p.stats(q)).leased) === 5, 'the stalled consumer to hold 5 leases');
-    const c = await client();
+    const c = await server.connect();
     const got: LeasedMessage[] = [];
     const worker = c.work(q, (m) => void got.push(m), { lease: 60_000 });
     await until(() => got.length === 5, 'the 5 messages to be redelivered');

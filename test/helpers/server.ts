@@ -3,6 +3,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import { type Client, connect } from '../../src/index.js';
+import { expectCleanExit } from './platform.js';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const SERVER_BIN = path.join(ROOT, 'bin', 'beuss-server.js');
@@ -64,6 +67,63 @@ export async function startServer(
     stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       return exited;
+    },
+  };
+}
+
+/** What useServer() starts. */
+export interface ServerOptions {
+  /** Extra command-line arguments, after `--host 127.0.0.1 --port 0`. */
+  args?: string[];
+  /** Extra environment variables. */
+  env?: Record<string, string | undefined>;
+  /** Also assert, after the last test, that the server exited cleanly when stopped (see expectCleanExit). */
+  cleanExit?: boolean;
+}
+
+/** A server shared by the tests of a file or describe block: a RunningServer, usable once beforeAll has run. */
+export interface SharedServer extends RunningServer {
+  /** Returns a client library connection to the server, closed (forced) before the server stops. */
+  connect(): Promise<Client>;
+}
+
+/**
+ * Returns the server that beforeAll starts for the enclosing file or describe
+ * block and afterAll stops, once the connections from its connect() are closed.
+ * Its fields read the running server, so they throw outside tests and hooks.
+ */
+export function useServer(opts: ServerOptions = {}): SharedServer {
+  let running: RunningServer | undefined;
+  const clients: Client[] = [];
+  const get = (): RunningServer => {
+    if (!running) throw new Error('the shared server is not running: use it from a test or a hook');
+    return running;
+  };
+  beforeAll(async () => {
+    running = await startServer(opts.args, opts.env);
+  });
+  afterAll(async () => {
+    for (const c of clients) await c.close({ force: true }).catch(() => {});
+    const r = await running?.stop();
+    if (opts.cleanExit) expectCleanExit(r);
+  });
+  return {
+    get host() {
+      return get().host;
+    },
+    get port() {
+      return get().port;
+    },
+    get proc() {
+      return get().proc;
+    },
+    output: () => get().output(),
+    rss: () => get().rss(),
+    stop: (signal) => get().stop(signal),
+    connect: async () => {
+      const c = await connect({ host: get().host, port: get().port });
+      clients.push(c);
+      return c;
     },
   };
 }

@@ -5,20 +5,11 @@
 // every acknowledged PUT was taken, pushed or is still queued, exactly once,
 // and each receiver saw each producer's messages in the order they were sent.
 import * as net from 'node:net';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../helpers/server';
-import { expectCleanExit } from '../helpers/platform';
+import { expect, it } from 'vitest';
+import { useServer } from '../helpers/server';
 import { Client, eventually, put, rng } from './util';
 
-let server: RunningServer;
-
-beforeAll(async () => {
-  server = await startServer();
-});
-
-afterAll(async () => {
-  expectCleanExit(await server?.stop());
-});
+const server = useServer({ cleanExit: true });
 
 const QUEUES = ['chaos-q0', 'chaos-q1', 'chaos-q2'];
 const ROUNDS = 150;

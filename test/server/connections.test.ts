@@ -2,36 +2,25 @@
 // connection cap, clients that vanish mid-frame or send garbage, while
 // another client is served throughout.
 import * as net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../helpers/server';
+import { describe, expect, it } from 'vitest';
+import { startServer, useServer } from '../helpers/server';
 import { expectCleanExit } from '../helpers/platform';
 import { Wire } from '../helpers/wire';
-import { Client, eventually, put, rng } from './util';
+import { Client, eventually, put, rng, useWitness } from './util';
 
-let server: RunningServer;
-let witness: Client;
-
-beforeAll(async () => {
-  server = await startServer();
-  witness = await Client.connect(server.port);
-});
-
-afterAll(async () => {
-  witness?.destroy();
-  const r = await server?.stop();
-  expectCleanExit(r);
-});
+const server = useServer({ cleanExit: true });
+const witness = useWitness(server);
 
 /** Checks that the witness connection, open throughout, is still served correctly. */
 async function witnessStillServed(tag: string): Promise<void> {
-  expect((await witness.request(put(`w-${tag}`, tag))).line).toBe(`OK ${tag.length}`);
-  const f = await witness.request(`GET w-${tag}\r\n`);
+  expect((await witness().request(put(`w-${tag}`, tag))).line).toBe(`OK ${tag.length}`);
+  const f = await witness().request(`GET w-${tag}\r\n`);
   expect(f.line).toBe(`MSG ${tag.length}`);
   expect(f.payload!.toString()).toBe(tag);
 }
 
 async function connections(): Promise<number> {
-  return Number((await witness.stats()).connections);
+  return Number((await witness().stats()).connections);
 }
 
 function openRaw(port: number): Promise<net.Socket> {
@@ -76,7 +65,7 @@ describe('connections', () => {
     const base = await connections();
     w.end();
     await eventually(async () => (await connections()) < base, 'the server to see the disconnect');
-    expect((await witness.request('LEN midframe\r\n')).line).toBe('OK 0');
+    expect((await witness().request('LEN midframe\r\n')).line).toBe('OK 0');
     // Disconnecting mid-header too.
     const w2 = await Wire.connect(server.port);
     w2.send('PU');

@@ -1,21 +1,11 @@
 // Payload integrity and order through the real server: binary payloads,
 // frames split one byte at a time, 100,000 pipelined messages, and the
 // oversize modes at the limit.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../helpers/server';
-import { expectCleanExit } from '../helpers/platform';
+import { describe, expect, it } from 'vitest';
+import { useServer } from '../helpers/server';
 import { Client, eventually, put, rng } from './util';
 
-let server: RunningServer;
-
-beforeAll(async () => {
-  server = await startServer();
-});
-
-afterAll(async () => {
-  const r = await server?.stop();
-  expectCleanExit(r);
-});
+const server = useServer({ cleanExit: true });
 
 /** Returns a payload holding every byte value 0-255, then the bytes of frames that must not be parsed. */
 function allBytes(): Buffer {
@@ -203,15 +193,8 @@ describe('oversize memory', () => {
 });
 
 describe.each(['truncate', 'reject'] as const)('oversize %s at the limit', (mode) => {
-  let s: RunningServer;
   const MAX = 100;
-
-  beforeAll(async () => {
-    s = await startServer(['--max-message-size', String(MAX), '--oversize', mode]);
-  });
-  afterAll(async () => {
-    expectCleanExit(await s?.stop());
-  });
+  const s = useServer({ args: ['--max-message-size', String(MAX), '--oversize', mode], cleanExit: true });
 
   it('stores one under and exactly the maximum whole', async () => {
     const c = await Client.connect(s.port);

@@ -1,21 +1,12 @@
 // Waiting, pushing and flow control through the real server: GET WAIT,
 // several ON consumers of one queue, a consumer that stops reading, and the
 // cap on queued bytes.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../helpers/server';
+import { describe, expect, it } from 'vitest';
+import { startServer, useServer } from '../helpers/server';
 import { expectCleanExit, onLinux } from '../helpers/platform';
 import { Client, eventually, put } from './util';
 
-let server: RunningServer;
-
-beforeAll(async () => {
-  server = await startServer();
-});
-
-afterAll(async () => {
-  const r = await server?.stop();
-  expectCleanExit(r);
-});
+const server = useServer({ cleanExit: true });
 
 async function waitingCount(c: Client): Promise<number> {
   return Number((await c.stats()).waiting);

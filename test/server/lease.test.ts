@@ -1,20 +1,10 @@
 // Wire transcripts of at-least-once delivery (docs/PROTOCOL.md, "At-least-once
 // delivery: leases") against a real beuss-server process, over raw sockets.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../helpers/server';
-import { expectCleanExit } from '../helpers/platform';
+import { describe, expect, it } from 'vitest';
+import { useServer } from '../helpers/server';
 import { Wire } from '../helpers/wire';
 
-let server: RunningServer;
-
-beforeAll(async () => {
-  server = await startServer(['--max-deliver', '3']);
-});
-
-afterAll(async () => {
-  const r = await server?.stop();
-  expectCleanExit(r);
-});
+const server = useServer({ args: ['--max-deliver', '3'], cleanExit: true });
 
 /** Reads a `DATA` reply and returns its document. */
 async function data(w: Wire): Promise<string> {

@@ -1,31 +1,19 @@
 // Wire transcripts of every command and every error code of docs/PROTOCOL.md,
 // against a real beuss-server process, over raw sockets.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../helpers/server';
-import { expectCleanExit } from '../helpers/platform';
+import { describe, expect, it } from 'vitest';
+import { useServer } from '../helpers/server';
 import { Wire } from '../helpers/wire';
-import { Client, put } from './util';
+import { Client, put, useWitness } from './util';
 
-let server: RunningServer;
+const server = useServer({ cleanExit: true });
 // Connected for the whole file: after every hostile input it must still be served.
-let witness: Client;
-
-beforeAll(async () => {
-  server = await startServer();
-  witness = await Client.connect(server.port);
-});
-
-afterAll(async () => {
-  witness?.destroy();
-  const r = await server?.stop();
-  expectCleanExit(r);
-});
+const witness = useWitness(server);
 
 /** Checks that the witness connection is still served correctly. */
 async function witnessStillServed(): Promise<void> {
-  expect((await witness.request('PING\r\n')).line).toBe('PONG');
-  expect((await witness.request(put('witness', 'still here'))).line).toBe('OK 10');
-  const f = await witness.request('GET witness\r\n');
+  expect((await witness().request('PING\r\n')).line).toBe('PONG');
+  expect((await witness().request(put('witness', 'still here'))).line).toBe('OK 10');
+  const f = await witness().request('GET witness\r\n');
   expect(f.line).toBe('MSG 10');
   expect(f.payload!.toString()).toBe('still here');
 }

@@ -1,19 +1,11 @@
 // Fan-out channels, delayed messages, recurring schedules and idle queue
 // removal, end to end against the real beuss-server process, checked on the
 // wire against docs/PROTOCOL.md (version 2).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { startServer, useServer } from '../helpers/server.js';
 import { Client, eventually, pub, put, scheduleAdd } from './util.js';
 
-let server: RunningServer;
-
-beforeAll(async () => {
-  server = await startServer();
-});
-
-afterAll(async () => {
-  await server.stop();
-});
+const server = useServer();
 
 /** Returns the QUEUES lines as name -> fields. */
 async function queues(c: Client): Promise<Map<string, string[]>> {

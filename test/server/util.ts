@@ -3,6 +3,7 @@
 // library, so the server is checked against docs/PROTOCOL.md itself), and a
 // few small protocol encoders.
 import * as net from 'node:net';
+import { afterAll, beforeAll } from 'vitest';
 
 /** One reply or push as it appeared on the wire. */
 export interface Frame {
@@ -184,6 +185,25 @@ export class Client {
   destroy(): void {
     this.socket.destroy();
   }
+}
+
+/**
+ * Returns the witness of a block's shared server: a raw connection opened once
+ * the server is up and kept for every test, so that tests can check that other
+ * clients are still served after hostile input. Call it after useServer():
+ * vitest runs afterAll hooks in reverse order, so it is destroyed before the
+ * server stops.
+ */
+export function useWitness(server: { readonly port: number }): () => Client {
+  let witness: Client | undefined;
+  beforeAll(async () => {
+    witness = await Client.connect(server.port);
+  });
+  afterAll(() => witness?.destroy());
+  return () => {
+    if (!witness) throw new Error('the witness is not connected: use it from a test or a hook');
+    return witness;
+  };
 }
 
 /** Polls check() every 20 ms until it returns true, up to timeoutMs; throws with `what` otherwise. */
