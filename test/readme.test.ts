@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI_BIN, ROOT, SERVER_BIN, startServer, type RunningServer } from './helpers/server';
+import { CLI_BIN, ROOT, SERVER_BIN, useServer } from './helpers/server';
 import { onWindows } from './helpers/platform';
 
 const README = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
@@ -20,11 +20,10 @@ function blocks(lang: string): string[] {
   return out;
 }
 
-let server: RunningServer;
+const server = useServer();
 let dir: string;
 
 beforeAll(async () => {
-  server = await startServer();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'beuss-readme-'));
   // The bin links only serve the bash blocks, which do not run on Windows (nor do unprivileged symlinks).
   if (!onWindows) {
@@ -34,8 +33,7 @@ beforeAll(async () => {
   }
 });
 
-afterAll(async () => {
-  await server?.stop();
+afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 

@@ -4,26 +4,15 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI_BIN, ROOT, type RunningServer, startServer } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { CLI_BIN, ROOT, startServer } from '../helpers/server.js';
 import { onWindows } from '../helpers/platform.js';
-import { beuss, childEnv, collect, sh, tmpDir } from './run.js';
+import { beuss, childEnv, collect, sh, tmpDir, useCliServer } from './run.js';
 
-let srv: RunningServer;
-let at: string[];
-let env: Record<string, string>;
+const { srv, at, env } = useCliServer();
 let n = 0;
 // A fresh queue name per test, so tests share one server without sharing state.
 const fresh = (base = 'q') => `${base}-${++n}`;
-
-beforeAll(async () => {
-  srv = await startServer();
-  at = ['--host', srv.host, '--port', String(srv.port)];
-  env = { BHOST: srv.host, BPORT: String(srv.port) };
-});
-afterAll(async () => {
-  await srv?.stop();
-});
 
 // Returns a port on 127.0.0.1 where nothing listens (bound, then released).
 async function deadPort(): Promise<number> {

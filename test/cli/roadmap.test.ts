@@ -1,26 +1,15 @@
 // `beuss PUB`, `beuss SUB`, `beuss PUT --delay/--at` and `beuss SCHEDULE`, end to
 // end: the real bin/beuss.js against a real beuss-server.
 import { spawn } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect } from '../../src/index.js';
-import { CLI_BIN, type RunningServer, startServer } from '../helpers/server.js';
+import { CLI_BIN } from '../helpers/server.js';
 import { onWindows } from '../helpers/platform.js';
-import { beuss, childEnv, collect } from './run.js';
+import { beuss, childEnv, collect, useCliServer } from './run.js';
 
-let srv: RunningServer;
-let at: string[];
-let env: Record<string, string>;
+const { srv, at, env } = useCliServer();
 let n = 0;
 const fresh = (base = 'cq') => `${base}-${++n}`;
-
-beforeAll(async () => {
-  srv = await startServer();
-  at = ['--host', srv.host, '--port', String(srv.port)];
-  env = { BHOST: srv.host, BPORT: String(srv.port) };
-});
-afterAll(async () => {
-  await srv?.stop();
-});
 
 // Resolves once the server counts `want` SUB subscriptions in all.
 async function subscribers(want: number): Promise<void> {

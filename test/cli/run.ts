@@ -4,7 +4,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CLI_BIN } from '../helpers/server.js';
+import { beforeAll } from 'vitest';
+import { CLI_BIN, type ServerOptions, type SharedServer, useServer } from '../helpers/server.js';
 
 export interface CliResult {
   code: number | null;
@@ -18,6 +19,22 @@ export function childEnv(env: Record<string, string> = {}): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!/^B[A-Z]+$/.test(k)) out[k] = v;
   return { ...out, ...env };
+}
+
+/**
+ * Returns the block's shared server (see useServer) and the two ways of pointing
+ * `beuss` at it: the flags `at` (`--host H --port P`) and the environment `env`
+ * (BHOST, BPORT), both filled in once the server is up.
+ */
+export function useCliServer(opts: ServerOptions = {}): { srv: SharedServer; at: string[]; env: Record<string, string> } {
+  const srv = useServer(opts);
+  const at: string[] = [];
+  const env: Record<string, string> = {};
+  beforeAll(() => {
+    at.push('--host', srv.host, '--port', String(srv.port));
+    Object.assign(env, { BHOST: srv.host, BPORT: String(srv.port) });
+  });
+  return { srv, at, env };
 }
 
 /** Resolves with the outcome of `beuss ...args`, fed `input` on stdin (closed at once when absent). */

@@ -3,28 +3,19 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type Client } from '../../src/index.js';
-import { CLI_BIN, type RunningServer, startServer } from '../helpers/server.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Client } from '../../src/index.js';
+import { CLI_BIN } from '../helpers/server.js';
 import { onWindows } from '../helpers/platform.js';
-import { beuss, childEnv, collect, sh, tmpDir } from './run.js';
+import { beuss, childEnv, collect, sh, tmpDir, useCliServer } from './run.js';
 
-let srv: RunningServer;
-let at: string[];
-let env: Record<string, string>;
+const { srv, at, env } = useCliServer();
 let c: Client;
 let n = 0;
 const fresh = (base = 'wq') => `${base}-${++n}`;
 
 beforeAll(async () => {
-  srv = await startServer();
-  at = ['--host', srv.host, '--port', String(srv.port)];
-  env = { BHOST: srv.host, BPORT: String(srv.port) };
-  c = await connect({ host: srv.host, port: srv.port });
-});
-afterAll(async () => {
-  await c?.close();
-  await srv?.stop();
+  c = await srv.connect();
 });
 
 describe('beuss GET --ack', () => {

@@ -14,19 +14,12 @@ import {
   TooManyConnectionsError,
 } from '../../src/index.js';
 import * as net from 'node:net';
-import { type RunningServer, startServer } from '../helpers/server.js';
+import { type RunningServer, startServer, useServer } from '../helpers/server.js';
 
-let srv: RunningServer;
+const srv = useServer();
 let n = 0;
 const fresh = (base = 'q') => `${base}-${++n}`;
 const open = (s: RunningServer = srv) => connect({ host: s.host, port: s.port });
-
-beforeAll(async () => {
-  srv = await startServer();
-});
-afterAll(async () => {
-  await srv?.stop();
-});
 
 // Polls `check` every 10 ms, at most `tries` times, until it returns true.
 async function until(check: () => boolean | Promise<boolean>, what: string, tries = 500): Promise<void> {

@@ -1,26 +1,12 @@
 // The client's at-least-once API (get with a lease, LeasedMessage.ack/nack/touch,
 // consume with a lease, work) against a real beuss-server.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Client, connect, InvalidArgumentError, LeasedMessage, UnknownLeaseError } from '../../src/index.js';
-import { type RunningServer, startServer } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { InvalidArgumentError, LeasedMessage, UnknownLeaseError } from '../../src/index.js';
+import { useServer } from '../helpers/server.js';
 
-let srv: RunningServer;
+const srv = useServer();
 let n = 0;
 const fresh = (base = 'lq') => `${base}-${++n}`;
-const clients: Client[] = [];
-async function open(): Promise<Client> {
-  const c = await connect({ host: srv.host, port: srv.port });
-  clients.push(c);
-  return c;
-}
-
-beforeAll(async () => {
-  srv = await startServer();
-});
-afterAll(async () => {
-  for (const c of clients) await c.close({ force: true }).catch(() => {});
-  await srv?.stop();
-});
 
 async function until(check: () => boolean | Promise<boolean>, what: string, tries = 1000): Promise<void> {
   for (let i = 0; i < tries; i++) {
@@ -32,7 +18,7 @@ async function until(check: () => boolean | Promise<boolean>, what: string, trie
 
 describe('get with a lease', () => {
   it('resolves with a LeasedMessage that ack() deletes and nack() gives back with a higher count', async () => {
-    const c = await open();
+    const c = await srv.connect();
     const q = fresh();
     await c.put(q, 'job');
     const m = await c.get(q, { lease: 30_000 });
@@ -52,7 +38,7 @@ describe('get with a lease', () => {
   });
 
   it('nack({ delay }) keeps the message away for the delay, maxDeliver dead-letters it', async () => {
-    const c = await open();
+    const c = await srv.connect();
     const q = fresh();
     await c.put(q, 'later');
     const m = (await c.get(q, { lease: 30_000, maxDeliver: 2 }))!;
@@ -66,7 +52,7 @@ describe('get with a lease', () => {
   });
 
   it('refuses bad arguments before sending', async () => {
-    const c = await open();
+    const c = await srv.connect();
     await expect(c.get('q', { lease: 0 })).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(c.get('q', { maxDeliver: 3 } as never)).rejects.toBeInstanceOf(InvalidArgumentError);
     expect(() => c.consume('q', { maxDeliver: 3 })).toThrow(InvalidArgumentError);
@@ -75,8 +61,8 @@ describe('get with a lease', () => {
 
 describe('consume with a lease', () => {
   it('holds at most prefetch unacknowledged messages; each ack lets one more in', async () => {
-    const c = await open();
-    const p = await open();
+    const c = await srv.connect();
+    const p = await srv.connect();
     const q = fresh();
     for (let i = 0; i < 10; i++) await p.put(q, `m${i}`);
     const held: LeasedMessage[] = [];
@@ -94,8 +80,8 @@ describe('consume with a lease', () => {
   });
 
   it('gives back (NACKs) the messages it drops on close', async () => {
-    const c = await open();
-    const p = await open();
+    const c = await srv.connect();
+    const p = await srv.connect();
     const q = fresh();
     for (let i = 0; i < 5; i++) await p.put(q, `d${i}`);
     const consumer = c.consume(q, { lease: 60_000, prefetch: 5 });
@@ -112,8 +98,8 @@ describe('consume with a lease', () => {
 
 describe('work', () => {
   it('acknowledges when the handler resolves, retries when it throws, dead-letters after maxDeliver', async () => {
-    const c = await open();
-    const p = await open();
+    const c = await srv.connect();
+    const p = await srv.connect();
     const q = fresh();
     for (const s of ['a', 'boom', 'b']) await p.put(q, s);
     const seen: Array<[string, number]> = [];

@@ -3,16 +3,10 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, type RunningServer, startServer } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { ROOT, useServer } from '../helpers/server.js';
 
-let srv: RunningServer;
-beforeAll(async () => {
-  srv = await startServer();
-});
-afterAll(async () => {
-  await srv?.stop();
-});
+const srv = useServer();
 
 const API = ['connect', 'Client', 'Consumer', 'Message', 'ConnectionError', 'ProtocolError', 'TooLargeError', 'BadQueueNameError', 'FullError'];
 

@@ -1,6 +1,6 @@
 // publish/subscribe, delayed puts and schedules in the client library, against
 // a real beuss-server on a free loopback port.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   AlreadySubscribedError,
   BadScheduleError,
@@ -12,19 +12,12 @@ import {
   NoScheduleError,
 } from '../../src/index.js';
 import { type Frame, ReplyParser } from '../../src/client/parser.js';
-import { type RunningServer, startServer } from '../helpers/server.js';
+import { startServer, useServer } from '../helpers/server.js';
 
-let srv: RunningServer;
+const srv = useServer();
 let n = 0;
 const fresh = (base = 'rm') => `${base}-${++n}`;
 const open = () => connect({ host: srv.host, port: srv.port });
-
-beforeAll(async () => {
-  srv = await startServer();
-});
-afterAll(async () => {
-  await srv?.stop();
-});
 
 // Polls `check` every 10 ms, at most `tries` times, until it returns true.
 async function until(check: () => boolean | Promise<boolean>, what: string, tries = 1000): Promise<void> {
