@@ -9,25 +9,10 @@
 // listener or a timer that outlived its connection would keep its socket.
 import * as net from 'node:net';
 import * as v8 from 'node:v8';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { engineConstants } from '../../src/native';
-import { parseArgs } from '../../src/server/config';
-import { BeussServer } from '../../src/server/server';
+import { describe, expect, it } from 'vitest';
+import { useInProcessServer } from '../helpers/in-process';
 
-let server: BeussServer;
-let port: number;
-const logged: string[] = [];
-
-beforeAll(async () => {
-  const parsed = parseArgs(['--host', '127.0.0.1', '--port', '0'], {}, engineConstants());
-  if (parsed.action !== 'run') throw new Error(`unexpected action ${parsed.action}`);
-  server = new BeussServer(parsed.config, (line) => logged.push(line));
-  port = (await server.listen()).port;
-});
-
-afterAll(async () => {
-  await server?.stop();
-});
+const srv = useInProcessServer();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -39,7 +24,7 @@ function liveSockets(): number {
 /** Opens one connection, sends what kind i says, and resolves once it is closed. */
 function churnOne(i: number): Promise<void> {
   return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port }, () => {
+    const s = net.connect({ host: '127.0.0.1', port: srv.port }, () => {
       switch (i % 5) {
         case 0: // dropped at once
           s.destroy();
@@ -90,9 +75,9 @@ describe('connection churn leaves nothing behind in the server heap', () => {
       await sleep(100);
       live = liveSockets();
     }
-    expect(server.stats().connections).toBe(0);
+    expect(srv.server.stats().connections).toBe(0);
     expect(live, `live sockets ${live} vs ${base} before the churn`).toBeLessThanOrEqual(base + 2);
-    expect(server.stats().protocolErrors).toBeGreaterThan(0);
-    expect(logged, logged.join('\n')).toEqual([]);
+    expect(srv.server.stats().protocolErrors).toBeGreaterThan(0);
+    expect(srv.logged, srv.logged.join('\n')).toEqual([]);
   }, 60_000);
 });

@@ -5,12 +5,9 @@
 // referred to by a pending write), and that the fallback read path (Node's
 // 'data' events, for runtimes where a server socket cannot be given a
 // buffer) serves the same protocol.
-import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BeussServer } from '../../src/server/server';
-import { parseArgs } from '../../src/server/config';
-import { engineConstants } from '../../src/native';
-import { startServer, type RunningServer } from '../helpers/server';
+import { describe, expect, it } from 'vitest';
+import { useInProcessServer } from '../helpers/in-process';
+import { startServer, useServer } from '../helpers/server';
 import { onLinux } from '../helpers/platform';
 import { Wire } from '../helpers/wire';
 import { eventually } from './util';
@@ -25,13 +22,7 @@ function body(i: number, size: number): Buffer {
 const put = (q: string, data: Buffer) => Buffer.concat([Buffer.from(`PUT ${q} ${data.length}\r\n`), data, Buffer.from('\r\n')]);
 
 describe('shared read buffer and reused output', () => {
-  let server: RunningServer;
-  beforeAll(async () => {
-    server = await startServer();
-  });
-  afterAll(async () => {
-    await server.stop();
-  });
+  const server = useServer();
 
   it('a client that reads late gets every reply intact while another client keeps the server busy', async () => {
     const N = 120_000;
@@ -73,20 +64,10 @@ describe('shared read buffer and reused output', () => {
 });
 
 describe("the 'data' event read path", () => {
-  let srv: BeussServer;
-  let port: number;
-  beforeAll(async () => {
-    const parsed = parseArgs(['--host', '127.0.0.1', '--port', '0'], {}, engineConstants());
-    if (parsed.action !== 'run') throw new Error('expected a run configuration');
-    srv = new BeussServer({ ...parsed.config, readMode: 'data' }, () => {});
-    port = ((await srv.listen()) as AddressInfo).port;
-  });
-  afterAll(async () => {
-    await srv.stop();
-  });
+  const srv = useInProcessServer({ readMode: 'data' });
 
   it('serves requests split at every byte and pipelined, in order', async () => {
-    const w = await Wire.connect(port);
+    const w = await Wire.connect(srv.port);
     const req = Buffer.concat([put('dq', body(7, 300)), Buffer.from('GET dq\r\nPING\r\n')]);
     for (const byte of req) w.send(Buffer.from([byte]));
     expect(await w.line()).toBe('OK 300');
