@@ -15,20 +15,15 @@ import {
 } from '../../src/index.js';
 import * as net from 'node:net';
 import { type RunningServer, startServer, useServer } from '../helpers/server.js';
+import { until as pollUntil } from './util.js';
 
 const srv = useServer();
 let n = 0;
 const fresh = (base = 'q') => `${base}-${++n}`;
 const open = (s: RunningServer = srv) => connect({ host: s.host, port: s.port });
 
-// Polls `check` every 10 ms, at most `tries` times, until it returns true.
-async function until(check: () => boolean | Promise<boolean>, what: string, tries = 500): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
+// This file's waits give up after 500 polls.
+const until = (check: () => boolean | Promise<boolean>, what: string) => pollUntil(check, what, 500);
 
 describe('basic operations', () => {
   let c: Client;

@@ -3,18 +3,11 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, LeasedMessage, UnknownLeaseError } from '../../src/index.js';
 import { useServer } from '../helpers/server.js';
+import { until } from './util.js';
 
 const srv = useServer();
 let n = 0;
 const fresh = (base = 'lq') => `${base}-${++n}`;
-
-async function until(check: () => boolean | Promise<boolean>, what: string, tries = 1000): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
 
 describe('get with a lease', () => {
   it('resolves with a LeasedMessage that ack() deletes and nack() gives back with a higher count', async () => {

@@ -13,20 +13,12 @@ import {
 } from '../../src/index.js';
 import { type Frame, ReplyParser } from '../../src/client/parser.js';
 import { startServer, useServer } from '../helpers/server.js';
+import { until } from './util.js';
 
 const srv = useServer();
 let n = 0;
 const fresh = (base = 'rm') => `${base}-${++n}`;
 const open = () => connect({ host: srv.host, port: srv.port });
-
-// Polls `check` every 10 ms, at most `tries` times, until it returns true.
-async function until(check: () => boolean | Promise<boolean>, what: string, tries = 1000): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
 
 describe('the reply parser reads channel pushes', () => {
   it('EVENT and DROPPED, whole and one byte at a time', () => {
