@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { startServer, useServer } from '../helpers/server';
 import { expectCleanExit } from '../helpers/platform';
 import { Wire } from '../helpers/wire';
-import { Client, eventually, put, rng, useWitness } from './util';
+import { Client, eventually, numberedPuts, put, rng, useWitness } from './util';
 
 const server = useServer({ cleanExit: true });
 const witness = useWitness(server);
@@ -110,14 +110,8 @@ describe('connections', () => {
     const N = 2000;
     const SIZE = 1500;
     const c = await Client.connect(server.port);
-    const b: Buffer[] = [];
-    for (let i = 0; i < N; i++) {
-      const p = Buffer.alloc(SIZE, 'h');
-      p.writeUInt32BE(i, 0);
-      b.push(put('halfclose', p));
-    }
     // 3 MB of replies to GETs sent with the FIN: more than the engine's high-water mark.
-    await c.send(Buffer.concat([...b, Buffer.from('GET halfclose\r\n'.repeat(N)), Buffer.from('PING\r\n')]));
+    await c.send(Buffer.concat([numberedPuts('halfclose', 0, N, SIZE, 'h'), Buffer.from('GET halfclose\r\n'.repeat(N)), Buffer.from('PING\r\n')]));
     c.socket.end();
     await c.closedByServer(30_000);
     const lines = c.frames.map((f) => f.line);

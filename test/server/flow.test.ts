@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { startServer, useServer } from '../helpers/server';
 import { expectCleanExit, onLinux } from '../helpers/platform';
-import { Client, eventually, put } from './util';
+import { checkNumberedMsgs, Client, eventually, numberedPuts, put } from './util';
 
 const server = useServer({ cleanExit: true });
 
@@ -220,27 +220,13 @@ describe('ON consumers', () => {
       if (f.line === `OK ${SIZE}`) oks++;
       return true;
     };
-    for (let i = 0; i < N; i += 500) {
-      const b: Buffer[] = [];
-      for (let j = i; j < i + 500; j++) {
-        const p = Buffer.alloc(SIZE, 'g');
-        p.writeUInt32BE(j, 0);
-        b.push(put('burst', p));
-      }
-      await c.send(Buffer.concat(b));
-    }
+    for (let i = 0; i < N; i += 500) await c.send(numberedPuts('burst', i, 500, SIZE, 'g'));
     await c.until(() => oks === N, `${N} OKs`, 60_000);
-    let next = 0;
-    let bad = '';
-    c.onFrame = (f) => {
-      if (f.line !== `MSG ${SIZE}` || f.payload!.readUInt32BE(0) !== next) bad ||= `${next}: ${f.line}`;
-      next++;
-      return true;
-    };
+    const got = checkNumberedMsgs(c, SIZE);
     // 6 MB of replies from one 30 KB write: the engine pauses itself at its high-water mark.
     await c.send('GET burst\r\n'.repeat(N));
-    await c.until(() => next === N || bad !== '', `${N} MSGs`, 60_000);
-    expect(bad).toBe('');
+    await c.until(() => got.next === N || got.bad !== '', `${N} MSGs`, 60_000);
+    expect(got.bad).toBe('');
     c.destroy();
   });
 });

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT, SERVER_BIN, startServer } from '../helpers/server';
 import { expectCleanExit, onWindows } from '../helpers/platform';
-import { Client, eventually, put } from './util';
+import { checkNumberedMsgs, Client, eventually, numberedPuts, put } from './util';
 
 const VERSION = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -171,15 +171,7 @@ describe.skipIf(onWindows)('graceful stop', () => {
     const SIZE = 1000;
     const c = await Client.connect(s.port);
     const obs = await Client.connect(s.port);
-    for (let i = 0; i < N; i += 100) {
-      const b: Buffer[] = [];
-      for (let j = i; j < i + 100; j++) {
-        const p = Buffer.alloc(SIZE, 's');
-        p.writeUInt32BE(j, 0);
-        b.push(put('owed', p));
-      }
-      await c.send(Buffer.concat(b));
-    }
+    for (let i = 0; i < N; i += 100) await c.send(numberedPuts('owed', i, 100, SIZE, 's'));
     await c.until(() => c.available() === N, `${N} OKs`);
     for (let i = 0; i < N; i++) expect(await c.line()).toBe(`OK ${SIZE}`);
     // The client stops reading, asks for everything, and the server runs it all.
@@ -189,16 +181,10 @@ describe.skipIf(onWindows)('graceful stop', () => {
     obs.destroy();
     s.proc.kill('SIGTERM');
     c.socket.resume();
-    let next = 0;
-    let bad = '';
-    c.onFrame = (f) => {
-      if (f.line !== `MSG ${SIZE}` || f.payload!.readUInt32BE(0) !== next) bad ||= `${next}: ${f.line}`;
-      next++;
-      return true;
-    };
+    const got = checkNumberedMsgs(c, SIZE);
     await c.closedByServer(15_000);
-    expect(bad).toBe('');
-    expect(next).toBe(N);
+    expect(got.bad).toBe('');
+    expect(got.next).toBe(N);
     const r = await s.stop();
     expect(r.code).toBe(0);
     expect(s.output()).toMatch(/stopped on SIGTERM/);

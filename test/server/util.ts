@@ -31,6 +31,20 @@ export function scheduleAdd(name: string, queue: string, spec: string, message: 
   return Buffer.concat([Buffer.from(`SCHEDULE ADD ${name} ${queue} ${p.length}\r\n`), p, Buffer.from('\r\n')]);
 }
 
+/** Returns a payload of `size` bytes of `fill` that starts with i as a 32-bit big-endian number. */
+export function numbered(i: number, size: number, fill: string): Buffer {
+  const p = Buffer.alloc(size, fill);
+  p.writeUInt32BE(i, 0);
+  return p;
+}
+
+/** Returns, as one buffer, the PUTs of the numbered payloads from, from+1, ... from+count-1 (see numbered()). */
+export function numberedPuts(queue: string, from: number, count: number, size: number, fill: string): Buffer {
+  const b: Buffer[] = [];
+  for (let i = from; i < from + count; i++) b.push(put(queue, numbered(i, size, fill)));
+  return Buffer.concat(b);
+}
+
 /** Returns the payload length a header line declares, or -1 for frames without one. */
 function payloadLength(line: string): number {
   const t = line.split(' ');
@@ -185,6 +199,21 @@ export class Client {
   destroy(): void {
     this.socket.destroy();
   }
+}
+
+/**
+ * Returns the progress of a check that c receives `MSG <size>` frames with the
+ * numbered payloads 0, 1, 2, ... in order: `next` counts the frames, `bad`
+ * describes the first one out of place. It drops the frames (bulk checks).
+ */
+export function checkNumberedMsgs(c: Client, size: number): { next: number; bad: string } {
+  const got = { next: 0, bad: '' };
+  c.onFrame = (f) => {
+    if (f.line !== `MSG ${size}` || f.payload!.readUInt32BE(0) !== got.next) got.bad ||= `${got.next}: ${f.line}`;
+    got.next++;
+    return true;
+  };
+  return got;
 }
 
 /**
