@@ -139,7 +139,8 @@ describe('native engine binding', () => {
     const e = new Engine({}, 0);
     const a = e.open();
     const old = e.index;
-    structuredClone(old.buffer, { transfer: [old.buffer] });
+    const buf = old.buffer as ArrayBuffer;
+    structuredClone(buf, { transfer: [buf] });
     expect(old.length === 0).toBe(true);
     expect(entries(e, e.feed(a, Buffer.from('PING\r\n'), 1))).toEqual([{ conn: a, data: 'PONG\r\n', flags: 0 }]);
     expect(e.index === old).toBe(false);
