@@ -30,6 +30,12 @@ export interface ServerConfig {
   /** What a subscriber's full buffer does. */
   subPolicy: SubPolicy;
   /**
+   * Milliseconds without input after which memory freed while clients were
+   * active goes back to the system (kept until then for the next messages);
+   * default `DEFAULTS.memoryReturnSeconds`.
+   */
+  memoryReturnMs?: number;
+  /**
    * How sockets are read: `shared` (default) reads every connection into one
    * reused buffer; `data` uses Node's 'data' events (a new buffer per read),
    * the path taken when the runtime cannot give a server socket a buffer.
@@ -51,6 +57,11 @@ export const DEFAULTS = {
   // gentler (a producer between bursts keeps its queue in QUEUES) and still
   // gives back the memory of names used once.
   queueIdleSeconds: 300,
+  // As jemalloc's default decay: a burst after a pause of a few seconds
+  // reuses the memory of the last one instead of faulting in fresh pages
+  // (about half the speed for large messages), and an idle server still
+  // gives it back soon.
+  memoryReturnSeconds: 10,
   subPolicy: 'drop-oldest' as SubPolicy,
 };
 
@@ -155,6 +166,11 @@ function settings(limits: EngineLimits): Setting[] {
       apply: (c, w, v) => (c.subBuffer = parseInteger(w, v, 0, 1_000_000)),
     },
     { flag: '--sub-policy', env: 'BSUBPOLICY', apply: (c, w, v) => (c.subPolicy = parseSubPolicy(w, v)) },
+    {
+      flag: '--memory-return',
+      env: 'BMEMORYRETURN',
+      apply: (c, w, v) => (c.memoryReturnMs = parseInteger(w, v, 0, 86_400) * 1000),
+    },
   ];
 }
 
@@ -178,6 +194,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv, limit
     queueIdleMs: DEFAULTS.queueIdleSeconds * 1000,
     subBuffer: limits.DEFAULT_SUB_BUFFER,
     subPolicy: DEFAULTS.subPolicy,
+    memoryReturnMs: DEFAULTS.memoryReturnSeconds * 1000,
   };
   const all = settings(limits);
   const given = new Map<Setting, [string, string]>();
@@ -241,6 +258,10 @@ Options (a flag overrides its environment variable):
                                                not keep up (default ${limits.DEFAULT_SUB_BUFFER})
   --sub-policy <policy>       BSUBPOLICY       past that: drop-oldest (counted, told to it with
                                                DROPPED) or disconnect (default ${DEFAULTS.subPolicy})
+  --memory-return <seconds>   BMEMORYRETURN    memory freed while clients are active is kept for
+                                               the next messages, and given back to the system
+                                               once no input came for this long; 0 = at once
+                                               (default ${DEFAULTS.memoryReturnSeconds})
   -h, --help                                   print this help and exit
   -v, --version                                print the version and exit
 

@@ -7,7 +7,7 @@
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Engine, returnFreedMemory, type EngineStats } from '../native.js';
-import type { ServerConfig } from './config.js';
+import { DEFAULTS, type ServerConfig } from './config.js';
 import { createNextFire } from './schedule.js';
 
 /** The longest delay setTimeout honours (2^31-1 ms); longer ones fire at once. */
@@ -50,9 +50,11 @@ const LINGER_MAX_MS = 60_000;
 const READ_BUFFER_SIZE = 64 * 1024;
 
 // Memory freed while clients are active is kept for reuse (see
-// keepFreedMemory in src/native.ts); once a whole IDLE_RETURN_MS has passed
-// without input after some, every free page goes back to the system.
-const IDLE_RETURN_MS = 1000;
+// keepFreedMemory in src/native.ts); once no input has come for
+// config.memoryReturnMs, every free page goes back to the system. Input is
+// noted per read with a flag only; a timer looks at it every tick.
+const MEMORY_RETURN_TICK_MAX_MS = 1000;
+const MEMORY_RETURN_TICK_MIN_MS = 250;
 
 /** One client connection and the state that decides whether we read it. */
 class Conn {
@@ -96,9 +98,12 @@ export class BeussServer {
   // Re-reads the wall clock now and then, so that a stepped system clock
   // reaches PUT … AT and schedules without waiting for the next tick.
   #wallClock: NodeJS.Timeout | undefined;
-  // Input arrived since the last idle check; and since memory was last returned.
+  // Input arrived since the last idle check; and since memory was last
+  // returned; the last check that saw input.
   #active = false;
   #activeSinceReturn = false;
+  #lastActiveCheck = 0;
+  readonly #memoryReturnMs: number;
   #idleReturn: NodeJS.Timeout | undefined;
   #stopping = false;
   #stopped: Promise<void> | undefined;
@@ -131,7 +136,9 @@ export class BeussServer {
     );
     this.#engine.setWallClock(now(), Date.now());
     this.#wallClock = setInterval(() => this.#engine.setWallClock(now(), Date.now()), 60_000).unref();
-    this.#idleReturn = setInterval(() => this.#onIdleCheck(), IDLE_RETURN_MS).unref();
+    this.#memoryReturnMs = config.memoryReturnMs ?? DEFAULTS.memoryReturnSeconds * 1000;
+    const tick = Math.min(MEMORY_RETURN_TICK_MAX_MS, Math.max(MEMORY_RETURN_TICK_MIN_MS, this.#memoryReturnMs / 4));
+    this.#idleReturn = setInterval(() => this.#onIdleCheck(), tick).unref();
     const k = this.#engine.constants;
     this.#OUT_CLOSE = k.OUT_CLOSE;
     this.#OUT_FULL = k.OUT_FULL;
@@ -329,12 +336,14 @@ export class BeussServer {
     }
   }
 
-  /** Gives freed memory back to the system after a quiet IDLE_RETURN_MS that followed input. */
+  /** Gives freed memory back to the system once no input has come for memoryReturnMs after some did. */
   #onIdleCheck(): void {
+    const t = now();
     if (this.#active) {
       this.#active = false;
       this.#activeSinceReturn = true;
-    } else if (this.#activeSinceReturn) {
+      this.#lastActiveCheck = t;
+    } else if (this.#activeSinceReturn && t - this.#lastActiveCheck >= this.#memoryReturnMs) {
       this.#activeSinceReturn = false;
       returnFreedMemory();
     }

@@ -59,6 +59,8 @@ describe('command line', () => {
     [[], { BPORT: 'x' }, /BPORT/],
     [[], { BMAXMESSAGESIZE: '-3' }, /BMAXMESSAGESIZE/],
     [[], { BOVERSIZE: 'drop' }, /BOVERSIZE/],
+    [['--memory-return', 'soon'], {}, /--memory-return: expected an integer/],
+    [[], { BMEMORYRETURN: '86401' }, /BMEMORYRETURN: must be from 0 to 86400/],
   ] as Array<[string[], Record<string, string>, RegExp]>)('a bad value (%j %j) is one line on stderr and exit code 2', async (args, env, re) => {
     const r = await run(args, env);
     expect(r.code).toBe(2);

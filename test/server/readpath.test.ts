@@ -88,28 +88,53 @@ describe("the 'data' event read path", () => {
 
 describe('freed memory', () => {
   // The server keeps memory freed while clients are active, for the next
-  // messages, and gives it back once input has stopped for a second. RSS is
-  // read from /proc, so this runs on Linux (glibc) only.
-  it.runIf(onLinux)('goes back to the system once the server is idle after a queue drains', async () => {
-    const SIZE = 256 * 1024;
-    const N = 400; // 100 MiB
-    const srv = await startServer(['--max-message-size', String(SIZE)]);
+  // messages, and gives it back once input has stopped for --memory-return
+  // seconds. RSS is read from /proc, so this runs on Linux (glibc) only.
+  const SIZE = 256 * 1024;
+  const N = 400; // 100 MiB
+
+  /** Queues then takes N messages of SIZE bytes, checking each; returns the server's RSS before and when full. */
+  async function fillAndDrain(srv: { port: number; rss(): number }, w: Wire): Promise<{ before: number; full: number }> {
+    const before = srv.rss();
+    for (let i = 0; i < N; i += 20) {
+      w.send(Buffer.concat(Array.from({ length: 20 }, (_, j) => put('big', body(i + j, SIZE)))));
+      for (let j = 0; j < 20; j++) expect(await w.line()).toBe(`OK ${SIZE}`);
+    }
+    const full = srv.rss();
+    for (let i = 0; i < N; i += 20) {
+      w.send('GET big\r\n'.repeat(20));
+      for (let j = 0; j < 20; j++) {
+        expect(await w.line()).toBe(`MSG ${SIZE}`);
+        expect((await w.payload(SIZE)).subarray(0, 8).toString('latin1')).toBe(String(i + j).padStart(8, '0'));
+      }
+    }
+    return { before, full };
+  }
+
+  it.runIf(onLinux)('is kept for the next messages while the server has not been idle for --memory-return', async () => {
+    const srv = await startServer(['--max-message-size', String(SIZE), '--memory-return', '3600']);
     try {
       const w = await Wire.connect(srv.port);
-      const before = srv.rss();
-      for (let i = 0; i < N; i += 20) {
-        w.send(Buffer.concat(Array.from({ length: 20 }, (_, j) => put('big', body(i + j, SIZE)))));
-        for (let j = 0; j < 20; j++) expect(await w.line()).toBe(`OK ${SIZE}`);
-      }
-      const full = srv.rss();
+      const { before, full } = await fillAndDrain(srv, w);
       expect(full - before).toBeGreaterThan(N * SIZE * 0.9);
-      for (let i = 0; i < N; i += 20) {
-        w.send('GET big\r\n'.repeat(20));
-        for (let j = 0; j < 20; j++) {
-          expect(await w.line()).toBe(`MSG ${SIZE}`);
-          expect((await w.payload(SIZE)).subarray(0, 8).toString('latin1')).toBe(String(i + j).padStart(8, '0'));
-        }
-      }
+      // Several idle checks go by (one a second at most): nothing is given back before the hour.
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(srv.rss()).toBeGreaterThan(before + (full - before) / 2);
+      // The next fill reuses it: RSS grows by less than a quarter of the batch.
+      await fillAndDrain(srv, w);
+      expect(srv.rss()).toBeLessThan(full + (full - before) / 4);
+      w.socket.destroy();
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  it.runIf(onLinux)('goes back to the system once the server is idle after a queue drains', async () => {
+    const srv = await startServer(['--max-message-size', String(SIZE), '--memory-return', '1']);
+    try {
+      const w = await Wire.connect(srv.port);
+      const { before, full } = await fillAndDrain(srv, w);
+      expect(full - before).toBeGreaterThan(N * SIZE * 0.9);
       await eventually(() => srv.rss() < before + (full - before) / 4, `RSS to fall back near ${before} bytes (was ${full})`, 20_000);
       w.socket.destroy();
     } finally {
