@@ -24,6 +24,73 @@
 #define B_UNLIKELY(x) (x)
 #endif
 
+/* B_CONTAINER_OF returns the struct of type that holds member at p. */
+#define B_CONTAINER_OF(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+/* ---- intrusive lists (inline here) ------------------------------------ */
+
+/* blink is a node of a doubly linked list, embedded in its element, which
+ * is found back with B_CONTAINER_OF; an element sits on several lists
+ * through several blinks. Lists are NULL-terminated both ways, so a zeroed
+ * bdlist is empty and a zeroed element needs no setup before its first push.
+ * Every operation is O(1) and allocates nothing. A link cannot tell whether
+ * it is on a list (a lone element's links are NULL too): users that need to
+ * know keep a flag or the list's owner. */
+typedef struct blink {
+    struct blink *prev;
+    struct blink *next;
+} blink;
+
+/* bdlist is a list of blinks: its first and its last, both NULL when empty. */
+typedef struct bdlist {
+    blink *head;
+    blink *tail;
+} bdlist;
+
+/* dl_push_back appends k, which is on no list, to l. */
+static inline void dl_push_back(bdlist *l, blink *k)
+{
+    k->next = NULL;
+    k->prev = l->tail;
+    if (l->tail)
+        l->tail->next = k;
+    else
+        l->head = k;
+    l->tail = k;
+}
+
+/* dl_push_front puts k, which is on no list, first on l. */
+static inline void dl_push_front(bdlist *l, blink *k)
+{
+    k->prev = NULL;
+    k->next = l->head;
+    if (l->head)
+        l->head->prev = k;
+    else
+        l->tail = k;
+    l->head = k;
+}
+
+/* dl_unlink takes k off l, which it must be on, and zeroes its links. */
+static inline void dl_unlink(bdlist *l, blink *k)
+{
+    if (k->prev)
+        k->prev->next = k->next;
+    else
+        l->head = k->next;
+    if (k->next)
+        k->next->prev = k->prev;
+    else
+        l->tail = k->prev;
+    k->next = k->prev = NULL;
+}
+
+/* dl_empty returns 1 if l has no element. */
+static inline int dl_empty(const bdlist *l)
+{
+    return l->head == NULL;
+}
+
 /* ---- alloc.c ---------------------------------------------------------- */
 
 /* balloc wraps the caller's allocator and counts the bytes held. Callers pass

@@ -1,7 +1,8 @@
 /* test_internal.c: unit tests of the engine's internal pieces that the
  * public API does not reach yet: the record store's push_front (for
  * at-least-once redelivery) across segment boundaries, its header forms and
- * exact per-record cost, and the timer heap's ordering and removal. */
+ * exact per-record cost, the timer heap's ordering and removal, and the
+ * intrusive lists. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -370,6 +371,71 @@ static void test_heap(void)
     CHECK(al.held == 0);
 }
 
+/* An element on two intrusive lists at once, as a membership is. */
+typedef struct item {
+    int id;
+    blink a;
+    blink b;
+} item;
+
+/* id_of returns the id of the item whose link a (or b, if on_b) is k. */
+static int id_of(blink *k, int on_b)
+{
+    return on_b ? B_CONTAINER_OF(k, item, b)->id : B_CONTAINER_OF(k, item, a)->id;
+}
+
+/* ids writes the ids on l (through link a or b) into out and returns how
+ * many; it also checks that walking back from the tail gives them reversed. */
+static size_t ids(const bdlist *l, int on_b, int *out)
+{
+    size_t n = 0, i;
+    blink *k;
+    for (k = l->head; k; k = k->next)
+        out[n++] = id_of(k, on_b);
+    i = n;
+    for (k = l->tail; k; k = k->prev)
+        CHECK(i > 0 && out[--i] == id_of(k, on_b));
+    CHECK(i == 0);
+    return n;
+}
+
+static void test_dlist(void)
+{
+    item it[5];
+    bdlist la, lb;
+    int got[5], i;
+    memset(it, 0, sizeof it);
+    memset(&la, 0, sizeof la);
+    memset(&lb, 0, sizeof lb);
+    CHECK(dl_empty(&la) && ids(&la, 0, got) == 0);
+    for (i = 0; i < 5; i++) {
+        it[i].id = i;
+        dl_push_back(&la, &it[i].a); /* la: 0 1 2 3 4 */
+        dl_push_front(&lb, &it[i].b); /* lb: 4 3 2 1 0 */
+    }
+    CHECK(!dl_empty(&la));
+    CHECK(ids(&la, 0, got) == 5 && got[0] == 0 && got[2] == 2 && got[4] == 4);
+    CHECK(ids(&lb, 1, got) == 5 && got[0] == 4 && got[2] == 2 && got[4] == 0);
+    /* Unlinking the middle, the head and the tail keeps the others' order
+     * and leaves the other list alone. */
+    dl_unlink(&la, &it[2].a);
+    CHECK(it[2].a.next == NULL && it[2].a.prev == NULL);
+    dl_unlink(&la, &it[0].a);
+    dl_unlink(&la, &it[4].a);
+    CHECK(ids(&la, 0, got) == 2 && got[0] == 1 && got[1] == 3);
+    CHECK(ids(&lb, 1, got) == 5);
+    /* An unlinked element goes back on, at either end. */
+    dl_push_front(&la, &it[4].a);
+    dl_push_back(&la, &it[0].a);
+    CHECK(ids(&la, 0, got) == 4 && got[0] == 4 && got[1] == 1 && got[2] == 3 && got[3] == 0);
+    /* Down to empty, and usable again. */
+    for (i = 0; i < 5; i++)
+        dl_unlink(&lb, &it[i].b);
+    CHECK(dl_empty(&lb) && lb.tail == NULL && ids(&lb, 1, got) == 0);
+    dl_push_back(&lb, &it[3].b);
+    CHECK(ids(&lb, 1, got) == 1 && got[0] == 3 && lb.head == lb.tail);
+}
+
 static void test_parser_numbers(void)
 {
     uint64_t v;
@@ -395,6 +461,7 @@ int main(void)
     test_store_put_back();
     test_store_memory();
     test_heap();
+    test_dlist();
     test_parser_numbers();
     return checks_report();
 }
