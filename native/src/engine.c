@@ -43,10 +43,8 @@
  * (a SUB): on c's list of that kind and on q's members, so that either side
  * finds, lists and ends it. It is the first member of bsub and bcsub. */
 typedef struct bmember {
-    struct bmember *cnext; /* c's memberships of this kind */
-    struct bmember *cprev;
-    struct bmember *qnext; /* members of q */
-    struct bmember *qprev;
+    blink clink;           /* on c's memberships of this kind */
+    blink qlink;           /* on q's members */
     bqueue *q;             /* the queue, or the channel */
     struct bconn *c;
 } bmember;
@@ -86,6 +84,18 @@ static inline bcsub *csub_of(bmember *m)
     return (bcsub *)m;
 }
 
+/* c_member returns the membership whose link on its connection's list is k,
+ * q_member the one whose link on its queue's members is k; NULL for NULL. */
+static inline bmember *c_member(blink *k)
+{
+    return k ? B_CONTAINER_OF(k, bmember, clink) : NULL;
+}
+
+static inline bmember *q_member(blink *k)
+{
+    return k ? B_CONTAINER_OF(k, bmember, qlink) : NULL;
+}
+
 /* bdelay is a message waiting for its time (PUT ... DELAY/AT). */
 typedef struct bdelay {
     btimer t;
@@ -98,8 +108,7 @@ typedef struct bdelay {
  * payload to queue. Strings live in the same block, after the struct. */
 typedef struct bsched {
     btimer t;
-    struct bsched *next;
-    struct bsched *prev;
+    blink link;        /* on the engine's schedules */
     int64_t next_wall; /* Unix ms of the next fire */
     uint64_t fired;
     size_t size;       /* of the whole block */
@@ -127,20 +136,16 @@ typedef struct bconn {
     size_t out_returned; /* output bytes handed out by beuss_output_next */
     uint32_t flags_reported;
     int dl;              /* which output list the connection is on */
-    struct bconn *dnext;
-    struct bconn *dprev;
+    blink dlink;         /* on that list */
     bbuf pend;           /* input kept while blocked */
     size_t pend_off;
     bmlist ons;          /* its ON subscriptions (bsub) */
     bmlist subs;         /* its channel subscriptions (bcsub) */
     bqueue *wq;          /* queue of the GET WAIT */
-    struct bconn *wnext;
-    struct bconn *wprev;
+    blink wlink;         /* on wq's waiters */
     btimer wt;
-    struct bconn *rnext; /* connections to run at the end of the call */
-    struct bconn *rprev;
-    blease *lfirst;      /* leases held, in delivery order */
-    blease *llast;
+    blink rlink;         /* on the connections to run at the end of the call */
+    bdlist leases;       /* leases held (blease.clink), in delivery order */
     uint32_t w_lease_ms; /* the GET WAIT's LEASE, 0 = none */
     uint32_t w_maxdeliver;
     uint32_t sub_gen;
@@ -153,11 +158,6 @@ typedef struct bslot {
 } bslot;
 
 #define NO_SLOT UINT32_MAX
-
-typedef struct blist {
-    bconn *head;
-    bconn *tail;
-} blist;
 
 struct beuss_engine {
     balloc al;
@@ -173,15 +173,14 @@ struct beuss_engine {
     bqtable ct;     /* channels with at least one subscriber */
     bqueue *pubch;  /* the channel a PUB is writing to: kept even if emptied */
     int64_t wall_off; /* Unix ms minus engine ms (beuss_set_wall_clock) */
-    bsched *scheds;
+    bdlist scheds;  /* bsched.link */
     uint64_t nscheds;
     uint64_t sched_count; /* delayed messages */
     uint64_t sched_bytes;
     bheap timers;
-    blist dirty;    /* output not yet returned */
-    blist returned; /* returned by output_next, not yet done */
-    bconn *runh;
-    bconn *runt;
+    bdlist dirty;    /* bconn.dlink: output not yet returned */
+    bdlist returned; /* bconn.dlink: returned by output_next, not yet done */
+    bdlist run;      /* bconn.rlink: to run at the end of the call (in_run) */
     uint64_t messages;
     uint64_t bytes;
     bltable leases;
@@ -194,9 +193,35 @@ struct beuss_engine {
 /* Timer kinds in the heap. */
 enum { TK_WAIT = 1, TK_IDLE = 2, TK_LEASE = 3, TK_DELAY = 4, TK_SCHED = 5 };
 
-#define CONN_OF_TIMER(t) ((bconn *)((char *)(t) - offsetof(bconn, wt)))
-#define QUEUE_OF_TIMER(t) ((bqueue *)((char *)(t) - offsetof(bqueue, idle)))
-#define LEASE_OF_TIMER(tm) ((blease *)((char *)(tm) - offsetof(blease, t)))
+#define CONN_OF_TIMER(t) B_CONTAINER_OF(t, bconn, wt)
+#define QUEUE_OF_TIMER(t) B_CONTAINER_OF(t, bqueue, idle)
+#define LEASE_OF_TIMER(tm) B_CONTAINER_OF(tm, blease, t)
+
+/* The elements of the engine's lists, from their links; NULL for NULL. */
+static inline bconn *conn_of_dlink(blink *k)
+{
+    return k ? B_CONTAINER_OF(k, bconn, dlink) : NULL;
+}
+
+static inline bconn *conn_of_wlink(blink *k)
+{
+    return k ? B_CONTAINER_OF(k, bconn, wlink) : NULL;
+}
+
+static inline bconn *conn_of_rlink(blink *k)
+{
+    return k ? B_CONTAINER_OF(k, bconn, rlink) : NULL;
+}
+
+static inline blease *lease_of_clink(blink *k)
+{
+    return k ? B_CONTAINER_OF(k, blease, clink) : NULL;
+}
+
+static inline bsched *sched_of(blink *k)
+{
+    return k ? B_CONTAINER_OF(k, bsched, link) : NULL;
+}
 
 /* A lease whose message cannot be put back for want of memory stays held
  * and is retried this much later: a message is never dropped. */
@@ -235,31 +260,7 @@ static int config_ok(const beuss_config *c)
            (c->sub_policy == BEUSS_SUB_DROP_OLDEST || c->sub_policy == BEUSS_SUB_DISCONNECT);
 }
 
-/* ---- lists --------------------------------------------------------------- */
-
-static void list_push(blist *l, bconn *c)
-{
-    c->dnext = NULL;
-    c->dprev = l->tail;
-    if (l->tail)
-        l->tail->dnext = c;
-    else
-        l->head = c;
-    l->tail = c;
-}
-
-static void list_unlink(blist *l, bconn *c)
-{
-    if (c->dprev)
-        c->dprev->dnext = c->dnext;
-    else
-        l->head = c->dnext;
-    if (c->dnext)
-        c->dnext->dprev = c->dprev;
-    else
-        l->tail = c->dprev;
-    c->dnext = c->dprev = NULL;
-}
+/* ---- output and run lists ---------------------------------------------- */
 
 static uint32_t conn_flags(const bconn *c)
 {
@@ -271,7 +272,7 @@ static uint32_t conn_flags(const bconn *c)
 static void mark(beuss_engine *e, bconn *c)
 {
     if (c->dl == DL_NONE) {
-        list_push(&e->dirty, c);
+        dl_push_back(&e->dirty, &c->dlink);
         c->dl = DL_DIRTY;
     }
 }
@@ -281,28 +282,14 @@ static void run_add(beuss_engine *e, bconn *c)
     if (c->in_run)
         return;
     c->in_run = 1;
-    c->rnext = NULL;
-    c->rprev = e->runt;
-    if (e->runt)
-        e->runt->rnext = c;
-    else
-        e->runh = c;
-    e->runt = c;
+    dl_push_back(&e->run, &c->rlink);
 }
 
 static void run_unlink(beuss_engine *e, bconn *c)
 {
     if (!c->in_run)
         return;
-    if (c->rprev)
-        c->rprev->rnext = c->rnext;
-    else
-        e->runh = c->rnext;
-    if (c->rnext)
-        c->rnext->rprev = c->rprev;
-    else
-        e->runt = c->rprev;
-    c->rnext = c->rprev = NULL;
+    dl_unlink(&e->run, &c->rlink);
     c->in_run = 0;
 }
 
@@ -324,11 +311,11 @@ static bmember *member_find(const bmlist *cl, const bconn *c, const bqueue *q)
 {
     bmember *m;
     if (cl->n <= q->members.n) {
-        for (m = cl->first; m; m = m->cnext)
+        for (m = c_member(cl->list.head); m; m = c_member(m->clink.next))
             if (m->q == q)
                 return m;
     } else {
-        for (m = q->members.first; m; m = m->qnext)
+        for (m = q_member(q->members.list.head); m; m = q_member(m->qlink.next))
             if (m->c == c)
                 return m;
     }
@@ -341,17 +328,9 @@ static void member_link(bmember *m, bmlist *cl, bconn *c, bqueue *q)
 {
     m->c = c;
     m->q = q;
-    m->cprev = NULL;
-    m->cnext = cl->first;
-    if (cl->first)
-        cl->first->cprev = m;
-    cl->first = m;
+    dl_push_front(&cl->list, &m->clink);
     cl->n++;
-    m->qprev = NULL;
-    m->qnext = q->members.first;
-    if (q->members.first)
-        q->members.first->qprev = m;
-    q->members.first = m;
+    dl_push_front(&q->members.list, &m->qlink);
     q->members.n++;
 }
 
@@ -359,20 +338,34 @@ static void member_link(bmember *m, bmlist *cl, bconn *c, bqueue *q)
  * its queue's or channel's members. */
 static void member_unlink(bmember *m, bmlist *cl)
 {
-    if (m->cprev)
-        m->cprev->cnext = m->cnext;
-    else
-        cl->first = m->cnext;
-    if (m->cnext)
-        m->cnext->cprev = m->cprev;
+    dl_unlink(&cl->list, &m->clink);
     cl->n--;
-    if (m->qprev)
-        m->qprev->qnext = m->qnext;
-    else
-        m->q->members.first = m->qnext;
-    if (m->qnext)
-        m->qnext->qprev = m->qprev;
+    dl_unlink(&m->q->members.list, &m->qlink);
     m->q->members.n--;
+}
+
+/* first_on returns c's first ON, or NULL; next_on the ON after s on c's
+ * list, or NULL. */
+static inline bsub *first_on(const bconn *c)
+{
+    return sub_of(c_member(c->ons.list.head));
+}
+
+static inline bsub *next_on(const bsub *s)
+{
+    return sub_of(c_member(s->m.clink.next));
+}
+
+/* first_csub returns c's first SUB, or NULL; next_csub the SUB after s on
+ * c's list, or NULL. */
+static inline bcsub *first_csub(const bconn *c)
+{
+    return csub_of(c_member(c->subs.list.head));
+}
+
+static inline bcsub *next_csub(const bcsub *s)
+{
+    return csub_of(c_member(s->m.clink.next));
 }
 
 /* ---- subscriptions ----------------------------------------------------- */
@@ -488,16 +481,8 @@ static void wait_end(beuss_engine *e, bconn *c)
     bqueue *q = c->wq;
     if (!c->waiting)
         return;
-    if (c->wprev)
-        c->wprev->wnext = c->wnext;
-    else
-        q->wfirst = c->wnext;
-    if (c->wnext)
-        c->wnext->wprev = c->wprev;
-    else
-        q->wlast = c->wprev;
+    dl_unlink(&q->waiters, &c->wlink);
     q->nwait--;
-    c->wnext = c->wprev = NULL;
     c->wq = NULL;
     heap_remove(&e->timers, &c->wt);
     c->waiting = 0;
@@ -518,10 +503,10 @@ static void conn_set_closing(beuss_engine *e, bconn *c)
         return;
     c->closing = 1;
     wait_end(e, c);
-    while (c->ons.first)
-        sub_free(e, sub_of(c->ons.first));
-    while (c->subs.first)
-        csub_free(e, csub_of(c->subs.first));
+    while (!dl_empty(&c->ons.list))
+        sub_free(e, first_on(c));
+    while (!dl_empty(&c->subs.list))
+        csub_free(e, first_csub(c));
     mark(e, c);
 }
 
@@ -530,7 +515,7 @@ static void conn_full(beuss_engine *e, bconn *c)
 {
     bsub *s;
     c->full = 1;
-    for (s = sub_of(c->ons.first); s; s = sub_of(s->m.cnext))
+    for (s = first_on(c); s; s = next_on(s))
         ring_del(s);
     mark(e, c);
 }
@@ -768,13 +753,7 @@ static blease *lease_new(beuss_engine *e, bconn *c, bqueue *q, const uint8_t *p,
         ba_free(&e->al, l, sizeof *l + n);
         return NULL;
     }
-    l->cnext = NULL;
-    l->cprev = c->llast;
-    if (c->llast)
-        c->llast->cnext = l;
-    else
-        c->lfirst = l;
-    c->llast = l;
+    dl_push_back(&c->leases, &l->clink);
     q->nleased++;
     e->st.leased++;
     e->leased_bytes += n;
@@ -787,15 +766,7 @@ static void lease_detach(blease *l)
     bconn *c = l->c;
     if (c == NULL)
         return;
-    if (l->cprev)
-        l->cprev->cnext = l->cnext;
-    else
-        c->lfirst = l->cnext;
-    if (l->cnext)
-        l->cnext->cprev = l->cprev;
-    else
-        c->llast = l->cprev;
-    l->cnext = l->cprev = NULL;
+    dl_unlink(&c->leases, &l->clink);
     l->c = NULL;
 }
 
@@ -847,7 +818,7 @@ static void lease_credit(beuss_engine *e, blease *l, int expired)
 static void conn_alive(beuss_engine *e, bconn *c)
 {
     bsub *s;
-    for (s = sub_of(c->ons.first); s; s = sub_of(s->m.cnext)) {
+    for (s = first_on(c); s; s = next_on(s)) {
         uint64_t credit;
         if (s->withheld == 0)
             continue;
@@ -929,8 +900,8 @@ retry:
  * first so that they keep their order at the head of their queues. */
 static void conn_return_leases(beuss_engine *e, bconn *c)
 {
-    while (c->llast)
-        lease_return(e, c->llast);
+    while (!dl_empty(&c->leases))
+        lease_return(e, lease_of_clink(c->leases.tail));
     pump_pending(e);
 }
 
@@ -1028,8 +999,8 @@ static void queue_drop(beuss_engine *e, bqueue *q)
  * 0 if the message must be stored. */
 static int handover(beuss_engine *e, bqueue *q, const uint8_t *p, size_t n)
 {
-    while (q->wfirst)
-        if (answer_waiter(e, q->wfirst, q, p, n, 0) == 0)
+    while (!dl_empty(&q->waiters))
+        if (answer_waiter(e, conn_of_wlink(q->waiters.head), q, p, n, 0) == 0)
             return 1;
     while (q->ring)
         if (push_to(e, q->ring, p, n, 0) == 0)
@@ -1060,8 +1031,8 @@ static void pump(beuss_engine *e, bqueue *q)
         size_t n;
         uint32_t prev;
         store_peek_d(&q->st, &p, &n, &prev);
-        if (q->wfirst) {
-            if (answer_waiter(e, q->wfirst, q, p, n, prev) == 0)
+        if (!dl_empty(&q->waiters)) {
+            if (answer_waiter(e, conn_of_wlink(q->waiters.head), q, p, n, prev) == 0)
                 queue_drop(e, q);
         } else if (q->ring) {
             if (push_to(e, q->ring, p, n, prev) == 0)
@@ -1178,9 +1149,9 @@ static void csub_free(beuss_engine *e, bcsub *s)
 /* flush_conn_held writes what c's SUBs hold, as far as c takes it. */
 static void flush_conn_held(beuss_engine *e, bconn *c)
 {
-    bcsub *s = csub_of(c->subs.first);
+    bcsub *s = first_csub(c);
     while (s && !out_blocked(c)) {
-        bcsub *next = csub_of(s->m.cnext);
+        bcsub *next = next_csub(s);
         if ((s->held.count || s->dropped) && flush_held(e, s) != 0)
             return;
         s = next;
@@ -1562,13 +1533,7 @@ static void do_get(beuss_engine *e, bconn *c, const bframe *f, uint64_t now)
     c->w_lease_ms = o.lease;
     c->w_maxdeliver = o.maxdeliver;
     c->wq = q;
-    c->wnext = NULL;
-    c->wprev = q->wlast;
-    if (q->wlast)
-        q->wlast->wnext = c;
-    else
-        q->wfirst = c;
-    q->wlast = c;
+    dl_push_back(&q->waiters, &c->wlink);
     q->nwait++;
     c->waiting = 1;
     e->st.waiting++;
@@ -2007,8 +1972,8 @@ static void do_pub(beuss_engine *e, bconn *c, const bframe *f)
         /* A subscriber may be closed while we write (disconnect policy, no
          * memory): it only frees its own SUB, and pubch keeps ch alive. */
         e->pubch = ch;
-        for (s = csub_of(ch->members.first); s;) {
-            bcsub *next = csub_of(s->m.qnext);
+        for (s = csub_of(q_member(ch->members.list.head)); s;) {
+            bcsub *next = csub_of(q_member(s->m.qlink.next));
             event_to(e, s, f->payload, f->plen);
             n++;
             s = next;
@@ -2069,7 +2034,7 @@ static void do_unsub(beuss_engine *e, bconn *c, const bframe *f)
 static bsched *sched_find(const beuss_engine *e, bview name)
 {
     bsched *x;
-    for (x = e->scheds; x; x = x->next)
+    for (x = sched_of(e->scheds.head); x; x = sched_of(x->link.next))
         if (x->namelen == name.n && memcmp(x->name, name.p, name.n) == 0)
             return x;
     return NULL;
@@ -2078,12 +2043,7 @@ static bsched *sched_find(const beuss_engine *e, bview name)
 static void sched_free(beuss_engine *e, bsched *x)
 {
     heap_remove(&e->timers, &x->t);
-    if (x->prev)
-        x->prev->next = x->next;
-    else
-        e->scheds = x->next;
-    if (x->next)
-        x->next->prev = x->prev;
+    dl_unlink(&e->scheds, &x->link);
     e->nscheds--;
     ba_free(&e->al, x, x->size);
 }
@@ -2211,10 +2171,7 @@ static void sched_add(beuss_engine *e, bconn *c, const bframe *f, uint64_t now)
     /* A new schedule of an existing name replaces it, as NATS does. */
     if (old)
         sched_free(e, old);
-    x->next = e->scheds;
-    if (e->scheds)
-        e->scheds->prev = x;
-    e->scheds = x;
+    dl_push_front(&e->scheds, &x->link);
     e->nscheds++;
     reply_ok_num(e, c, (uint64_t)x->next_wall);
 }
@@ -2238,7 +2195,7 @@ static void sched_ls(beuss_engine *e, bconn *c)
             reply_err(e, c, BE_INTERNAL, "out of memory listing the schedules");
             return;
         }
-        for (x = e->scheds; x; x = x->next)
+        for (x = sched_of(e->scheds.head); x; x = sched_of(x->link.next))
             v[i++] = x;
         qsort(v, n, sizeof *v, cmp_sched);
     }
@@ -2429,8 +2386,8 @@ static void run_pending(beuss_engine *e, bconn *c, uint64_t now)
  * call; running one may unblock others. */
 static void run_all(beuss_engine *e, uint64_t now)
 {
-    while (e->runh) {
-        bconn *c = e->runh;
+    while (!dl_empty(&e->run)) {
+        bconn *c = conn_of_rlink(e->run.head);
         run_unlink(e, c);
         run_pending(e, c, now);
     }
@@ -2481,9 +2438,9 @@ static void conn_destroy(beuss_engine *e, bconn *c)
     conn_set_closing(e, c);
     conn_return_leases(e, c);
     if (c->dl == DL_DIRTY)
-        list_unlink(&e->dirty, c);
+        dl_unlink(&e->dirty, &c->dlink);
     else if (c->dl == DL_RETURNED)
-        list_unlink(&e->returned, c);
+        dl_unlink(&e->returned, &c->dlink);
     run_unlink(e, c);
     bp_free(&c->ps, &e->al);
     buf_free(&e->al, &c->out);
@@ -2515,12 +2472,12 @@ void beuss_engine_free(beuss_engine *e)
     lt_free(&e->leases, &e->al);
     for (i = 0; i < e->nslots; i++)
         if (e->slots[i].c)
-            e->slots[i].c->lfirst = e->slots[i].c->llast = NULL;
+            e->slots[i].c->leases = (bdlist){NULL, NULL};
     for (i = 0; i < e->nslots; i++)
         if (e->slots[i].c)
             conn_destroy(e, e->slots[i].c);
-    while (e->scheds)
-        sched_free(e, e->scheds);
+    while (!dl_empty(&e->scheds))
+        sched_free(e, sched_of(e->scheds.head));
     /* What is left in the heap are delayed messages and idle checks. */
     for (i = 0; i < e->timers.len; i++) {
         btimer *t = e->timers.v[i];
@@ -2623,7 +2580,7 @@ int beuss_conn_pause(beuss_engine *e, uint32_t id)
     if (c == NULL)
         return BEUSS_ENOCONN;
     c->user_paused = 1;
-    for (s = sub_of(c->ons.first); s; s = sub_of(s->m.cnext))
+    for (s = first_on(c); s; s = next_on(s))
         ring_del(s);
     return BEUSS_OK;
 }
@@ -2642,17 +2599,17 @@ int beuss_conn_resume(beuss_engine *e, uint32_t id, uint64_t now_ms)
         mark(e, c); /* BEUSS_OUT_FULL goes away */
     c->user_paused = 0;
     c->full = 0;
-    for (s = sub_of(c->ons.first); s; s = sub_of(s->m.cnext))
+    for (s = first_on(c); s; s = next_on(s))
         sub_update(s);
     flush_conn_held(e, c);
     /* Pumping may pause c again or close it (freeing subscriptions): walk
      * queues by re-reading the list each time. */
-    for (s = sub_of(c->ons.first); s != NULL;) {
+    for (s = first_on(c); s != NULL;) {
         if (s->in_ring)
             pump(e, s->m.q);
         if (c->full || c->closing)
             break;
-        s = sub_of(s->m.cnext);
+        s = next_on(s);
     }
     run_add(e, c);
     run_all(e, now_ms);
@@ -2678,7 +2635,7 @@ int64_t beuss_next_deadline(const beuss_engine *e)
 int beuss_tick(beuss_engine *e, uint64_t now_ms)
 {
     btimer *t;
-    blease *due = NULL;
+    bdlist due = {NULL, NULL}; /* leases to return, detached, on their clink */
     if (e == NULL)
         return BEUSS_EINVAL;
     e->now_ms = now_ms;
@@ -2693,8 +2650,7 @@ int beuss_tick(beuss_engine *e, uint64_t now_ms)
                 lease_credit(e, l, 1);
                 lease_detach(l);
             }
-            l->cnext = due; /* detached: a stack, the latest due goes back first */
-            due = l;
+            dl_push_front(&due, &l->clink); /* a stack: the latest due goes back first */
         } else if (t->kind == TK_DELAY) {
             delay_fire(e, (bdelay *)t, now_ms);
         } else if (t->kind == TK_SCHED) {
@@ -2708,10 +2664,9 @@ int beuss_tick(beuss_engine *e, uint64_t now_ms)
             }
         }
     }
-    while (due) {
-        blease *l = due;
-        due = l->cnext;
-        l->cnext = NULL;
+    while (!dl_empty(&due)) {
+        blease *l = lease_of_clink(due.head);
+        dl_unlink(&due, &l->clink);
         lease_return(e, l);
     }
     pump_pending(e);
@@ -2724,14 +2679,14 @@ int beuss_output_next(beuss_engine *e, beuss_output *out)
     bconn *c;
     if (e == NULL || out == NULL)
         return 0;
-    while ((c = e->dirty.head) != NULL) {
+    while ((c = conn_of_dlink(e->dirty.head)) != NULL) {
         uint32_t flags = conn_flags(c);
-        list_unlink(&e->dirty, c);
+        dl_unlink(&e->dirty, &c->dlink);
         if (c->out.len == c->out_returned && flags == c->flags_reported) {
             c->dl = DL_NONE; /* nothing new after all */
             continue;
         }
-        list_push(&e->returned, c);
+        dl_push_back(&e->returned, &c->dlink);
         c->dl = DL_RETURNED;
         out->conn = c->id;
         out->flags = flags;
@@ -2753,8 +2708,8 @@ void beuss_output_done(beuss_engine *e)
     bconn *c;
     if (e == NULL)
         return;
-    while ((c = e->returned.head) != NULL) {
-        list_unlink(&e->returned, c);
+    while ((c = conn_of_dlink(e->returned.head)) != NULL) {
+        dl_unlink(&e->returned, &c->dlink);
         c->dl = DL_NONE;
         buf_consume(&c->out, c->out_returned);
         c->out_returned = 0;

@@ -338,12 +338,11 @@ void heap_free(bheap *h, balloc *al);
 
 struct bconn;
 struct bsub;
-struct bmember;
 
 /* bmlist is one side of a membership list (engine.c): a connection's ONs or
  * SUBs, a queue's ON consumers or a channel's SUB subscribers. */
 typedef struct bmlist {
-    struct bmember *first;
+    bdlist list; /* of bmember.clink on a connection, bmember.qlink on a queue */
     uint32_t n;
 } bmlist;
 
@@ -355,8 +354,7 @@ typedef struct bqueue {
     struct bsub *ring;   /* eligible ON consumers, served round robin from here */
     bmlist members;      /* a queue's ON subscriptions, eligible or not, or a
                             channel's SUB subscribers */
-    struct bconn *wfirst; /* GETs waiting, in arrival order */
-    struct bconn *wlast;
+    bdlist waiters;       /* GETs waiting (bconn.wlink), in arrival order */
     uint32_t nwait;
     uint64_t nsched;      /* delayed messages for this queue not yet due */
     btimer idle;          /* idle cleanup timer (queue_idle_ms) */
@@ -389,9 +387,8 @@ void qt_free(bqtable *t, balloc *al);
  * (put back at the head of q, or dead-lettered). Its payload is inline. */
 typedef struct blease {
     struct blease *hnext; /* hash chain */
-    struct blease *cnext; /* its connection's leases, in delivery order; once
-                             detached, the list of leases returned together */
-    struct blease *cprev;
+    blink clink;          /* on its connection's leases, in delivery order;
+                             once detached, on the leases returned together */
     uint64_t id;
     btimer t;             /* expiry, or end of a NACK delay */
     bqueue *q;
