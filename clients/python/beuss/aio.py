@@ -17,7 +17,6 @@ write, and each call gets its own reply (replies come in request order).
 """
 
 import asyncio
-import builtins
 import datetime
 import inspect
 import socket
@@ -25,37 +24,13 @@ import time
 from collections import deque
 from typing import Any, Awaitable, Callable, Deque, Dict, Generator, Iterable, List, Optional, TypeVar, Union
 
+from . import _commands as C
 from . import _protocol as P
+from ._commands import DEFAULT_MAX_BUFFERED, DEFAULT_PREFETCH, DEFAULT_WORK_LEASE, MAX_PREFETCH
 from ._config import resolve_address
-from .client import (
-    DEFAULT_MAX_BUFFERED,
-    DEFAULT_PREFETCH,
-    DEFAULT_WORK_LEASE,
-    MAX_PREFETCH,
-    _check_work_args,
-    _handler_failed,
-    _lease_get_request,
-    _lease_id,
-    _leased_or_none,
-    _msg_or_none,
-    _nack_request,
-    _ok_int,
-    _touch_request,
-    _unexpected,
-)
-from .message import LeasedMessage
-from .errors import (
-    FATAL_CODES,
-    AlreadySubscribedError,
-    BeussError,
-    ConnectionError,
-    InvalidArgumentError,
-    ProtocolError,
-    ServerError,
-    UnknownLeaseError,
-    server_error,
-)
-from .message import ChannelEvent, Message
+from ._consumer import ConsumerState, SubscriptionState
+from .errors import BeussError, ConnectionError, ProtocolError, UnknownLeaseError, server_error
+from .message import ChannelEvent, LeasedMessage, Message
 
 __all__ = ["Client", "Consumer", "connect", "DEFAULT_PREFETCH", "MAX_PREFETCH"]
 
@@ -327,46 +302,38 @@ class Client:
             raise server_error(reply[1], reply[2])
         return reply
 
-    async def _pipelined(self, requests: Iterable[bytes], convert: Callable[[P.Reply], T], ok_ints: bool = False) -> List[Optional[T]]:
-        """Sends requests in chunks, waiting for the socket to drain between them; returns each reply converted.
+    async def _run(self, command: C.Command[T]) -> T:
+        """Sends one command and returns its result; an ``ERR`` reply is raised."""
+        return command.result(await self._call(command.request))
+
+    async def _pipelined(self, batch: C.Batch[T]) -> List[Optional[T]]:
+        """Sends a batch in chunks, waiting for the socket to drain between them; returns each reply's result.
 
         A refused request gives None in its place; the first refusal is
         raised once every reply is in, with the list in its ``results``.
         """
         self._check_open()
         futures: List["asyncio.Future[List[Any]]"] = []
-        batch: List[bytes] = []
+        chunk: List[bytes] = []
         size = 0
-        for req in requests:
-            batch.append(req)
+        for req in batch.requests:
+            chunk.append(req)
             size += len(req)
             if size >= _DRAIN_EVERY:
-                fut = self._send(b"".join(batch), len(batch), None, ok_ints)
+                fut = self._send(b"".join(chunk), len(chunk), None, batch.ok_ints)
                 assert fut is not None
                 futures.append(fut)
-                batch, size = [], 0
+                chunk, size = [], 0
                 self._flush()
                 await self._drain()
-        if batch:
-            fut = self._send(b"".join(batch), len(batch), None, ok_ints)
+        if chunk:
+            fut = self._send(b"".join(chunk), len(chunk), None, batch.ok_ints)
             assert fut is not None
             futures.append(fut)
-        results: List[Optional[T]] = []
-        first_error: Optional[ServerError] = None
+        replies: List[Any] = []
         for fut in futures:
-            for reply in await fut:
-                if type(reply) is int:
-                    results.append(reply)  # type: ignore[arg-type]  # T is int for PUTs
-                elif reply[0] is P.ERR:
-                    if first_error is None:
-                        first_error = server_error(reply[1], reply[2])
-                    results.append(None)
-                else:
-                    results.append(convert(reply))
-        if first_error is not None:
-            first_error.results = results  # type: ignore[attr-defined]
-            raise first_error
-        return results
+            replies += await fut
+        return C.batch_results(replies, batch.result)
 
     async def _drain(self) -> None:
         try:
@@ -382,10 +349,9 @@ class Client:
 
     async def ping(self) -> float:
         """Returns the round-trip time of a ``PING`` in seconds."""
+        command = C.ping()
         t0 = time.perf_counter()
-        reply = await self._call(b"PING\r\n")
-        if reply[0] is not P.PONG:
-            raise _unexpected(reply, "PING")
+        await self._run(command)
         return time.perf_counter() - t0
 
     async def put(
@@ -400,8 +366,7 @@ class Client:
 
         ``delay``/``at`` keep it invisible until then, as in :meth:`beuss.Client.put`.
         """
-        when = P.when_suffix(delay, at)
-        return _ok_int(await self._call(P.encode_put(P.queue_bytes(queue), P.payload_bytes(data), when)), "PUT")
+        return await self._run(C.put(queue, data, delay, at))
 
     async def put_many(self, queue: P.QueueName, messages: Iterable[P.Data]) -> List[int]:
         """Appends every message to ``queue`` in order, pipelined; returns the stored length of each.
@@ -411,11 +376,7 @@ class Client:
         A message of the wrong type raises InvalidArgumentError, and the
         messages before it may be stored.
         """
-        q = P.queue_bytes(queue)
-        encode_put, payload_bytes = P.encode_put, P.payload_bytes
-        results = await self._pipelined(
-            (encode_put(q, payload_bytes(m)) for m in messages), lambda r: _ok_int(r, "PUT"), ok_ints=True
-        )
+        results = await self._pipelined(C.put_many(queue, messages))
         return results  # type: ignore[return-value]  # no None: errors were raised
 
     async def get(self, queue: P.QueueName, wait: Optional[float] = None) -> Optional[bytes]:
@@ -426,70 +387,50 @@ class Client:
         a waiting GET wait for it (replies come in order): use a second
         client for them.
         """
-        q = P.queue_bytes(queue)
-        ms = 0 if wait is None else P.seconds_to_ms(wait, "wait")
-        req = b"GET %s WAIT %d\r\n" % (q, ms) if ms else b"GET %s\r\n" % q
-        return _msg_or_none(await self._call(req), "GET")
+        return await self._run(C.get(queue, wait))
 
     async def get_leased(
         self, queue: P.QueueName, lease: float, wait: Optional[float] = None, max_deliver: Optional[int] = None
     ) -> Optional[LeasedMessage]:
         """Takes the head of ``queue`` under a lease of ``lease`` seconds; returns a :class:`LeasedMessage`
         (``await msg.ack()``) or None when empty. See :meth:`beuss.Client.get_leased`."""
-        q = P.queue_bytes(queue)
-        req, _ = _lease_get_request(q, lease, wait, max_deliver)
-        return _leased_or_none(await self._call(req), q, self)
+        return await self._run(C.get_leased(queue, lease, wait, max_deliver, self))
 
     async def ack(self, id: str) -> None:
         """Acknowledges the leased delivery ``id``. Raises UnknownLeaseError if it is not held."""
-        await self._settle(b"ACK %s\r\n" % _lease_id(id), "ACK")
+        await self._run(C.ack(id))
 
     async def nack(self, id: str, delay: Optional[float] = None) -> None:
         """Gives the leased delivery ``id`` back, now or after ``delay`` seconds."""
-        await self._settle(_nack_request(id, delay), "NACK")
+        await self._run(C.nack(id, delay))
 
     async def touch(self, id: str, seconds: Optional[float] = None) -> None:
         """Extends the lease ``id`` to ``seconds`` from now (default: its own duration)."""
-        await self._settle(_touch_request(id, seconds), "TOUCH")
-
-    async def _settle(self, request: bytes, what: str) -> None:
-        reply = await self._call(request)
-        if reply[0] is not P.OK:
-            raise _unexpected(reply, what)
+        await self._run(C.touch(id, seconds))
 
     async def get_many(self, queue: P.QueueName, count: int) -> List[bytes]:
         """Takes up to ``count`` messages from the head of ``queue`` with pipelined GETs; returns them in order."""
-        q = P.queue_bytes(queue)
-        P.check_int(count, "count", 0, P.MAX_NUMBER)
-        req = b"GET %s\r\n" % q
-        replies = await self._pipelined((req for _ in range(count)), lambda r: _msg_or_none(r, "GET"))
-        return [m for m in replies if m is not None]
+        return [m for m in await self._pipelined(C.get_many(queue, count)) if m is not None]
 
     async def peek(self, queue: P.QueueName) -> Optional[bytes]:
         """Returns the message at the head of ``queue`` without taking it, or None if empty."""
-        return _msg_or_none(await self._call(b"PEEK %s\r\n" % P.queue_bytes(queue)), "PEEK")
+        return await self._run(C.peek(queue))
 
     async def len(self, queue: P.QueueName) -> int:
         """Returns the number of messages ready in ``queue``."""
-        return _ok_int(await self._call(b"LEN %s\r\n" % P.queue_bytes(queue)), "LEN")
+        return await self._run(C.length(queue))
 
     async def purge(self, queue: P.QueueName) -> int:
         """Deletes every message of ``queue``; returns how many were deleted."""
-        return _ok_int(await self._call(b"PURGE %s\r\n" % P.queue_bytes(queue)), "PURGE")
+        return await self._run(C.purge(queue))
 
     async def queues(self) -> List[P.QueueInfo]:
         """Returns every queue as ``QueueInfo(name, ready, consumers)``, sorted by name."""
-        reply = await self._call(b"QUEUES\r\n")
-        if reply[0] is not P.DATA:
-            raise _unexpected(reply, "QUEUES")
-        return P.parse_queues(reply[1])
+        return await self._run(C.queues())
 
     async def stats(self) -> P.Stats:
         """Returns the server's counters as a dict (ints for numbers, str otherwise)."""
-        reply = await self._call(b"STATS\r\n")
-        if reply[0] is not P.DATA:
-            raise _unexpected(reply, "STATS")
-        return P.parse_stats(reply[1])
+        return await self._run(C.stats())
 
     def consume(
         self,
@@ -510,30 +451,14 @@ class Client:
         ones, the server giving credit back on each ACK/NACK. One consumer
         per queue per client.
         """
-        q = P.queue_bytes(queue)
-        P.check_int(prefetch, "prefetch", 1, MAX_PREFETCH)
-        if max is not None:
-            P.check_int(max, "max", 1, P.MAX_NUMBER)
-        lease_ms = 0
-        if lease is not None:
-            lease_ms = P.seconds_to_ms(lease, "lease")
-            if lease_ms < 1 or lease_ms > 0xFFFFFFFF:
-                raise InvalidArgumentError(f"lease must be from 0.001 to 4294967 seconds, got {lease!r}")
-        if max_deliver is not None:
-            if not lease_ms:
-                raise InvalidArgumentError("max_deliver needs lease")
-            P.check_int(max_deliver, "max_deliver", 1, 0xFFFFFFFF)
+        q, lease_ms = C.consume_args(queue, prefetch, max, lease, max_deliver)
         self._check_open()
         if q in self._consumers:
-            raise AlreadySubscribedError("ALREADY_SUBSCRIBED", f"this client already consumes {queue!r}; close that consumer first")
+            raise C.already_consumes(queue)
         consumer = Consumer(self, q, prefetch, max, leased=bool(lease_ms))
         self._consumers[q] = consumer
-        req = b"ON %s CREDIT %d" % (q, consumer._granted)
-        if lease_ms:
-            req += b" LEASE %d" % lease_ms
-            if max_deliver is not None:
-                req += b" MAXDELIVER %d" % max_deliver
-        future = self._send(req + b"\r\n", 1)
+        # Not awaited: the reply reaches the consumer, which raises a refusal from its first step.
+        future = self._send(C.on(q, consumer._granted, lease_ms, max_deliver).request, 1)
         assert future is not None
         future.add_done_callback(consumer._on_reply)
         return consumer
@@ -561,7 +486,7 @@ class Client:
         closed; cancel the task to stop it (the message being handled and
         those pushed behind it are given back).
         """
-        _check_work_args(handler, count, retry_delay, on_error)
+        C.check_work_args(handler, count, retry_delay, on_error)
         consumer = self.consume(queue, prefetch, max=count, lease=lease, max_deliver=max_deliver)
         handled = 0
         msg: Optional[LeasedMessage] = None
@@ -583,7 +508,7 @@ class Client:
                     except ConnectionError:
                         if not self._closed_by_user():
                             raise
-                    _handler_failed(exc, msg, on_error)
+                    C.handler_failed(exc, msg, on_error)
                     continue
                 try:
                     if not msg.settled:
@@ -613,24 +538,22 @@ class Client:
 
     async def publish(self, channel: P.QueueName, data: P.Data) -> int:
         """Sends ``data`` to every current subscriber of ``channel``; returns how many there were (0: nothing kept)."""
-        data = P.payload_bytes(data)
-        return _ok_int(await self._call(b"PUB %s %d\r\n%s\r\n" % (P.queue_bytes(channel), len(data), data)), "PUB")
+        return await self._run(C.publish(channel, data))
 
     async def subscribe(self, channel: P.QueueName, *, max_buffered: int = DEFAULT_MAX_BUFFERED) -> "Subscription":
         """Subscribes to ``channel`` and returns the :class:`Subscription` (``async for`` it) once the server confirmed.
 
         Delivery and ``max_buffered`` are as in :meth:`beuss.Client.subscribe`.
         """
-        ch = P.queue_bytes(channel)
-        P.check_int(max_buffered, "max_buffered", 1, 10_000_000)
+        ch = C.subscribe_args(channel, max_buffered)
         self._check_open()
         if ch in self._subscriptions:
-            raise AlreadySubscribedError("ALREADY_SUBSCRIBED", f"this client already subscribes to {channel!r}; close that subscription first")
+            raise C.already_subscribed(channel)
         sub = Subscription(self, ch, max_buffered)
         # Registered before SUB is sent: events may follow its OK at once.
         self._subscriptions[ch] = sub
         try:
-            await self._call(b"SUB %s\r\n" % ch)
+            await self._run(C.sub(ch))
         except BaseException:
             if self._subscriptions.get(ch) is sub:
                 del self._subscriptions[ch]
@@ -640,25 +563,19 @@ class Client:
 
     async def schedule_add(self, name: P.QueueName, queue: P.QueueName, spec: str, data: P.Data = b"") -> datetime.datetime:
         """Adds (or replaces) a recurring schedule; see :meth:`beuss.Client.schedule_add`. Returns its first fire time."""
-        req = P.encode_schedule_add(P.queue_bytes(name), P.queue_bytes(queue), spec, P.payload_bytes(data))
-        return P.unix_ms_to_datetime(_ok_int(await self._call(req), "SCHEDULE ADD"))
+        return await self._run(C.schedule_add(name, queue, spec, data))
 
     async def schedules(self) -> List[P.ScheduleInfo]:
         """Returns every schedule as ``ScheduleInfo(name, queue, next, fired, spec)``, sorted by name."""
-        reply = await self._call(b"SCHEDULE LS\r\n")
-        if reply[0] is not P.DATA:
-            raise _unexpected(reply, "SCHEDULE LS")
-        return P.parse_schedules(reply[1])
+        return await self._run(C.schedules())
 
     async def schedule_remove(self, name: P.QueueName) -> None:
         """Removes the schedule ``name``; raises :class:`~beuss.NoScheduleError` when there is none."""
-        reply = await self._call(b"SCHEDULE RM %s\r\n" % P.queue_bytes(name))
-        if reply[0] is not P.OK:
-            raise _unexpected(reply, "SCHEDULE RM")
+        await self._run(C.schedule_remove(name))
 
     async def _unsub(self, sub: "Subscription") -> None:
         try:
-            await self._call(b"UNSUB %s\r\n" % sub.channel_bytes)
+            await self._run(C.unsub(sub.channel_bytes))
         finally:
             if self._subscriptions.get(sub.channel_bytes) is sub:
                 del self._subscriptions[sub.channel_bytes]
@@ -667,14 +584,14 @@ class Client:
 
     def _grant(self, consumer: "Consumer", n: int) -> None:
         if self._closed_reason is None:
-            self._send(b"CREDIT %s %d\r\n" % (consumer.queue_bytes, n), 1, consumer)
+            self._send(C.credit(consumer.queue_bytes, n), 1, consumer)
 
     def _release(self, consumer: "Consumer") -> None:
         if self._consumers.get(consumer.queue_bytes) is consumer:
             del self._consumers[consumer.queue_bytes]
 
 
-class Consumer:
+class Consumer(ConsumerState[Client]):
     """One ``ON`` subscription, read with ``async for``; see :class:`beuss.Consumer` for delivery rules.
 
     ``async with`` unsubscribes on exit (a plain ``break`` out of ``async
@@ -683,32 +600,9 @@ class Consumer:
     """
 
     def __init__(self, client: Client, queue: bytes, prefetch: int, max: Optional[int], leased: bool = False) -> None:
-        self._client = client
-        #: True when messages come under a lease (``consume(..., lease=...)``).
-        self.leased = leased
-        self.queue_bytes = queue
-        self.queue = queue.decode("utf-8", "surrogateescape")
-        self.prefetch = prefetch
-        self.max = max
-        self._batch = builtins.max(1, prefetch // 2)
-        self._granted = prefetch if max is None else min(prefetch, max)
-        self._handed = 0
-        self._handled_since_grant = 0
-        self._buf: Deque[Any] = deque()  # payloads, or (payload, id, deliveries) when leased
-        self._active = True
-        self._error: Optional[BaseException] = None
+        super().__init__(client, queue, prefetch, max, leased)
         self._waiter: "Optional[asyncio.Future[None]]" = None
         self._closing: "Optional[asyncio.Future[List[Any]]]" = None
-
-    @property
-    def active(self) -> bool:
-        """Returns True until the consumer is closed, reached ``max``, or its connection ended."""
-        return self._active
-
-    @property
-    def received_count(self) -> int:
-        """Returns how many messages this consumer has handed out so far."""
-        return self._handed
 
     def __repr__(self) -> str:
         return f"<beuss.aio.Consumer {self.queue!r} prefetch={self.prefetch} {'active' if self._active else 'closed'}>"
@@ -753,10 +647,10 @@ class Consumer:
         return self
 
     async def __anext__(self) -> Message:
-        if self._buf and (self.max is None or self._handed < self.max):
+        if self._buf and not self._reached_max():
             # A message is here: no coroutine of next() needed.
             msg = self._take()
-            if self._active and self.max is not None and self._handed >= self.max:
+            if self._active and self._reached_max():
                 await self.unsubscribe()
             return msg
         waited = await self.next()
@@ -789,7 +683,7 @@ class Consumer:
             if self._waiter is None or self._waiter.done():
                 self._waiter = loop.create_future()
             await asyncio.wait([self._waiter], timeout=left)
-        if self.max is not None and self._handed >= self.max:
+        if self._reached_max():
             # Under a lease the server may push past max (ACKs give credit back): those stay for close().
             return None
         if not self._buf:
@@ -798,46 +692,21 @@ class Consumer:
                 raise err
             return None
         msg = self._take()
-        if self._active and self.max is not None and self._handed >= self.max:
+        if self._active and self._reached_max():
             await self.unsubscribe()
         return msg
-
-    def _take(self) -> Message:
-        """Returns the oldest buffered message and grants credit back when a batch is handled."""
-        item = self._buf.popleft()
-        self._handed += 1
-        # Under a lease the server gives credit back on each ACK/NACK.
-        if self._active and not self.leased and (self.max is None or self._handed < self.max):
-            self._handled_since_grant += 1
-            if self._handled_since_grant >= self._batch:
-                n = self._handled_since_grant
-                if self.max is not None:
-                    # Never let the server push beyond max.
-                    n = min(n, self.max - self._granted)
-                self._handled_since_grant = 0
-                if n > 0:
-                    self._granted += n
-                    self._client._grant(self, n)
-        return self._message(item)
-
-    def _message(self, item: Any) -> Message:
-        if isinstance(item, tuple):
-            return LeasedMessage(self.queue, item[0], item[1], item[2], self._client)
-        return Message(self.queue, item)
 
     async def close(self) -> List[Message]:
         """Ends the subscription (``OFF``) and returns the messages pushed but not yet handed out. Idempotent."""
         await self.unsubscribe()
-        left = [self._message(d) for d in self._buf]
-        self._buf.clear()
-        return left
+        return self._take_all()
 
     async def unsubscribe(self) -> None:
         """Ends the subscription (``OFF``); messages already pushed stay here for ``async for`` to hand out. Idempotent."""
         if self._active:
             self._active = False
             if not self._client.closed:
-                self._closing = self._client._send(b"OFF %s\r\n" % self.queue_bytes, 1)
+                self._closing = self._client._send(C.off(self.queue_bytes).request, 1)
             self._wake()
         if self._closing is not None:
             try:
@@ -892,7 +761,7 @@ def connect(host: Optional[str] = None, port: Optional[int] = None, *, connect_t
     return _Connecting(host, port, connect_timeout)
 
 
-class Subscription:
+class Subscription(SubscriptionState[Client]):
     """One ``SUB``, read with ``async for``; see :class:`beuss.Subscription` for what is delivered and dropped.
 
     ``async with`` unsubscribes on exit; ``await sub.next(timeout)`` waits at
@@ -900,54 +769,15 @@ class Subscription:
     """
 
     def __init__(self, client: Client, channel: bytes, max_buffered: int) -> None:
-        self._client = client
-        self.channel_bytes = channel
-        self.channel = channel.decode("utf-8", "surrogateescape")
-        self.max_buffered = max_buffered
-        self._buf: Deque[ChannelEvent] = deque()
-        self._active = True
-        self._error: Optional[BaseException] = None
+        super().__init__(client, channel, max_buffered)
         self._waiter: "Optional[asyncio.Future[None]]" = None
-        self._received = 0
-        self._dropped = 0
-        self._pending_lost = 0
-
-    @property
-    def active(self) -> bool:
-        """Returns True until the subscription is closed or its connection ended."""
-        return self._active
-
-    @property
-    def received_count(self) -> int:
-        """Returns how many events the server sent to this subscription."""
-        return self._received
-
-    @property
-    def dropped(self) -> int:
-        """Returns how many events this subscription lost (server ``DROPPED`` counts plus the client's own)."""
-        return self._dropped
 
     def __repr__(self) -> str:
         return f"<beuss.aio.Subscription {self.channel!r} {'active' if self._active else 'closed'}>"
 
     def _event(self, data: bytes) -> None:
-        self._received += 1
-        if len(self._buf) >= self.max_buffered:
-            old = self._buf.popleft()
-            self._dropped += 1
-            carried = old.dropped_before + 1
-            if self._buf:
-                nxt = self._buf[0]
-                self._buf[0] = ChannelEvent(nxt.channel, nxt.data, nxt.dropped_before + carried)
-            else:
-                self._pending_lost += carried
-        self._buf.append(ChannelEvent(self.channel, data, self._pending_lost))
-        self._pending_lost = 0
+        super()._event(data)
         self._wake()
-
-    def _lost(self, n: int) -> None:
-        self._dropped += n
-        self._pending_lost += n
 
     def _ended(self, err: Optional[BaseException]) -> None:
         self._active = False

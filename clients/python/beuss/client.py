@@ -1,8 +1,6 @@
 """The blocking beuss client: one TCP connection, pipelined requests, push consumers."""
 
-import builtins
 import datetime
-import logging
 import selectors
 import socket
 import threading
@@ -10,14 +8,19 @@ import time
 from collections import deque
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, TypeVar, Union
 
+from . import _commands as C
 from . import _protocol as P
+# Defaults shared with beuss.aio, still importable from here ("as": re-exported for type checkers).
+from ._commands import DEFAULT_MAX_BUFFERED as DEFAULT_MAX_BUFFERED
+from ._commands import DEFAULT_PREFETCH as DEFAULT_PREFETCH
+from ._commands import DEFAULT_WORK_LEASE as DEFAULT_WORK_LEASE
+from ._commands import MAX_PREFETCH as MAX_PREFETCH
 from ._config import resolve_address
+from ._consumer import ConsumerState, SubscriptionState
 from .errors import (
     FATAL_CODES,
-    AlreadySubscribedError,
     BeussError,
     ConnectionError,
-    InvalidArgumentError,
     ProtocolError,
     ServerError,
     UnknownLeaseError,
@@ -26,17 +29,6 @@ from .errors import (
 from .message import ChannelEvent, LeasedMessage, Message
 
 __all__ = ["Client", "Consumer", "Pipeline", "connect", "DEFAULT_PREFETCH", "MAX_PREFETCH"]
-
-#: Messages a consumer lets the server push ahead of what it has handled (as the Node.js client).
-DEFAULT_PREFETCH = 64
-#: Largest prefetch accepted (as the Node.js client).
-MAX_PREFETCH = 1_000_000
-#: Events a subscription keeps for a loop slower than the publishers (as the Node.js client).
-DEFAULT_MAX_BUFFERED = 10_000
-#: Lease of ``work()`` in seconds (as the Node.js client): a longer handler should ``touch()`` its message.
-DEFAULT_WORK_LEASE = 30.0
-
-_log = logging.getLogger("beuss")
 
 # Pipelined calls (put_many, get_many) send at most this many requests or
 # bytes before reading replies, and keep at most two such chunks unanswered,
@@ -65,90 +57,6 @@ class _Slot:
         self.replies: List[Any] = []
         # Set for a CREDIT grant sent without waiting: its error goes to the consumer.
         self.consumer = consumer
-
-
-def _unexpected(reply: P.Reply, request: str) -> ProtocolError:
-    return ProtocolError(f"unexpected reply {reply[0]} to {request}")
-
-
-def _ok_int(reply: P.Reply, request: str) -> int:
-    if reply[0] is not P.OK or not reply[1] or not reply[1][0].isdigit():
-        raise _unexpected(reply, request)
-    return int(reply[1][0])
-
-
-def _lease_id(id: Any) -> bytes:
-    s = str(id)
-    if not s.isdigit() or len(s) > 19:
-        raise InvalidArgumentError(f"a lease id is 1 to 19 decimal digits, got {id!r}")
-    return s.encode()
-
-
-def _lease_get_request(q: bytes, lease: float, wait: Optional[float], max_deliver: Optional[int]) -> "tuple[bytes, int]":
-    """Returns ``GET <q> [WAIT] LEASE <ms> [MAXDELIVER]`` and the wait in ms, or raises InvalidArgumentError."""
-    ms = 0 if wait is None else P.seconds_to_ms(wait, "wait")
-    lease_ms = P.seconds_to_ms(lease, "lease")
-    if lease_ms < 1 or lease_ms > 0xFFFFFFFF:
-        raise InvalidArgumentError(f"lease must be from 0.001 to 4294967 seconds, got {lease!r}")
-    req = b"GET %s" % q
-    if ms:
-        req += b" WAIT %d" % ms
-    req += b" LEASE %d" % lease_ms
-    if max_deliver is not None:
-        P.check_int(max_deliver, "max_deliver", 1, 0xFFFFFFFF)
-        req += b" MAXDELIVER %d" % max_deliver
-    return req + b"\r\n", ms
-
-
-def _leased_or_none(reply: P.Reply, q: bytes, client: Any) -> Optional[LeasedMessage]:
-    if reply[0] is P.EMPTY:
-        return None
-    if reply[0] is not P.MSG or len(reply) != 4:
-        raise _unexpected(reply, "GET ... LEASE")
-    return LeasedMessage(q.decode("utf-8", "surrogateescape"), reply[1], reply[2], reply[3], client)
-
-
-def _nack_request(id: Any, delay: Optional[float]) -> bytes:
-    ms = 0 if delay is None else P.seconds_to_ms(delay, "delay")
-    return b"NACK %s DELAY %d\r\n" % (_lease_id(id), ms) if ms else b"NACK %s\r\n" % _lease_id(id)
-
-
-def _touch_request(id: Any, seconds: Optional[float]) -> bytes:
-    if seconds is None:
-        return b"TOUCH %s\r\n" % _lease_id(id)
-    return b"TOUCH %s %d\r\n" % (_lease_id(id), builtins.max(1, P.seconds_to_ms(seconds, "seconds")))
-
-
-def _check_work_args(handler: Any, count: Optional[int], retry_delay: Optional[float], on_error: Any) -> None:
-    """Raises InvalidArgumentError for work() arguments that consume() does not check itself."""
-    if not callable(handler):
-        raise InvalidArgumentError(f"work(queue, handler): handler must be callable, got {handler!r}")
-    if on_error is not None and not callable(on_error):
-        raise InvalidArgumentError(f"work(): on_error must be callable, got {on_error!r}")
-    if count is not None:
-        P.check_int(count, "count", 1, P.MAX_NUMBER)
-    if retry_delay is not None:
-        P.seconds_to_ms(retry_delay, "retry_delay")
-
-
-def _handler_failed(exc: BaseException, msg: LeasedMessage, on_error: Any) -> None:
-    """Reports what a work() handler raised: to on_error, else to the "beuss" logger (never silently)."""
-    if on_error is not None:
-        on_error(exc, msg)
-    else:
-        _log.warning(
-            "work(%r): the handler raised on delivery %s of message %s; it was given back (NACK)",
-            msg.queue, msg.deliveries, msg.id, exc_info=exc,
-        )
-
-
-def _msg_or_none(reply: P.Reply, request: str) -> Optional[bytes]:
-    if reply[0] is P.MSG:
-        data: bytes = reply[1]
-        return data
-    if reply[0] is P.EMPTY:
-        return None
-    raise _unexpected(reply, request)
 
 
 class Client:
@@ -263,7 +171,8 @@ class Client:
             self._wake_waiters()
         else:
             self._close_wait_resources()
-        for consumer in [*self._consumers.values(), *self._subscriptions.values()]:
+        ended: List[Union[Consumer, Subscription]] = [*self._consumers.values(), *self._subscriptions.values()]
+        for consumer in ended:
             consumer._active = False
             if lost and consumer._error is None:
                 consumer._error = self._conn_error(code, f"connection lost: {reason}")
@@ -481,27 +390,17 @@ class Client:
             replies += self._pump(pending.popleft(), ok_ints=ok_ints)
         return replies
 
-    def _pipelined(self, requests: Iterable[bytes], convert: Callable[[P.Reply], T], ok_ints: bool = False) -> List[Optional[T]]:
-        """Sends requests pipelined and returns each reply converted.
+    def _run(self, command: C.Command[T]) -> T:
+        """Sends one command and returns its result; an ``ERR`` reply is raised."""
+        return command.result(self._call(command.request, command.wait))
+
+    def _pipelined(self, batch: C.Batch[T]) -> List[Optional[T]]:
+        """Sends a batch pipelined and returns each reply's result.
 
         A refused request gives None in its place; the first refusal is
         raised once every reply is in, with the list in its ``results``.
         """
-        results: List[Optional[T]] = []
-        first_error: Optional[ServerError] = None
-        for reply in self._exchange(requests, ok_ints):
-            if type(reply) is int:
-                results.append(reply)  # type: ignore[arg-type]  # T is int for PUTs
-            elif reply[0] is P.ERR:
-                if first_error is None:
-                    first_error = server_error(reply[1], reply[2])
-                results.append(None)
-            else:
-                results.append(convert(reply))
-        if first_error is not None:
-            first_error.results = results  # type: ignore[attr-defined]
-            raise first_error
-        return results
+        return C.batch_results(self._exchange(batch.requests, batch.ok_ints), batch.result)
 
     def pipeline(self) -> "Pipeline":
         """Returns a :class:`Pipeline`: calls queued on it are sent together by ``execute()``."""
@@ -511,10 +410,9 @@ class Client:
 
     def ping(self) -> float:
         """Returns the round-trip time of a ``PING`` in seconds (a float, so it is truthy)."""
+        command = C.ping()
         t0 = time.perf_counter()
-        reply = self._call(b"PING\r\n")
-        if reply[0] is not P.PONG:
-            raise _unexpected(reply, "PING")
+        self._run(command)
         return time.perf_counter() - t0
 
     def put(
@@ -538,8 +436,7 @@ class Client:
         the message stays invisible (not taken, not counted by :meth:`len`)
         until then, and joins the queue at that time.
         """
-        when = P.when_suffix(delay, at)
-        return _ok_int(self._call(P.encode_put(P.queue_bytes(queue), P.payload_bytes(data), when)), "PUT")
+        return self._run(C.put(queue, data, delay, at))
 
     def put_many(self, queue: P.QueueName, messages: Iterable[P.Data]) -> List[int]:
         """Appends every message to ``queue`` in order, pipelined, and returns the stored length of each.
@@ -552,9 +449,7 @@ class Client:
         as it is sent: a message of the wrong type raises
         InvalidArgumentError, and the messages before it may be stored.
         """
-        q = P.queue_bytes(queue)
-        encode_put, payload_bytes = P.encode_put, P.payload_bytes
-        results = self._pipelined((encode_put(q, payload_bytes(m)) for m in messages), lambda r: _ok_int(r, "PUT"), ok_ints=True)
+        results = self._pipelined(C.put_many(queue, messages))
         return results  # type: ignore[return-value]  # no None: errors were raised
 
     def get_leased(
@@ -568,26 +463,19 @@ class Client:
         the head of the queue; after ``max_deliver`` deliveries (server
         default 5) it goes to the dead-letter queue ``<queue>.dead``.
         """
-        q = P.queue_bytes(queue)
-        req, ms = _lease_get_request(q, lease, wait, max_deliver)
-        return _leased_or_none(self._call(req, ms / 1000), q, self)
+        return self._run(C.get_leased(queue, lease, wait, max_deliver, self))
 
     def ack(self, id: str) -> None:
         """Acknowledges the leased delivery ``id``: the message is deleted. Raises UnknownLeaseError if it is not held."""
-        self._settle(b"ACK %s\r\n" % _lease_id(id), "ACK")
+        self._run(C.ack(id))
 
     def nack(self, id: str, delay: Optional[float] = None) -> None:
         """Gives the leased delivery ``id`` back: ready again at the head of its queue, now or after ``delay`` seconds."""
-        self._settle(_nack_request(id, delay), "NACK")
+        self._run(C.nack(id, delay))
 
     def touch(self, id: str, seconds: Optional[float] = None) -> None:
         """Extends the lease ``id`` to ``seconds`` from now (default: the lease's own duration)."""
-        self._settle(_touch_request(id, seconds), "TOUCH")
-
-    def _settle(self, request: bytes, what: str) -> None:
-        reply = self._call(request)
-        if reply[0] is not P.OK:
-            raise _unexpected(reply, what)
+        self._run(C.touch(id, seconds))
 
     def get(self, queue: P.QueueName, wait: Optional[float] = None) -> Optional[bytes]:
         """Takes the message at the head of ``queue``; returns its bytes, or None if the queue is empty.
@@ -597,45 +485,32 @@ class Client:
         None). Requests pipelined after a waiting GET on the same connection
         wait with it. The client's ``timeout``, if any, is added to ``wait``.
         """
-        q = P.queue_bytes(queue)
-        ms = 0 if wait is None else P.seconds_to_ms(wait, "wait")
-        req = b"GET %s WAIT %d\r\n" % (q, ms) if ms else b"GET %s\r\n" % q
-        # The client's timeout counts from the end of the server's wait.
-        return _msg_or_none(self._call(req, ms / 1000), "GET")
+        # The client's timeout counts from the end of the server's wait (command.wait).
+        return self._run(C.get(queue, wait))
 
     def get_many(self, queue: P.QueueName, count: int) -> List[bytes]:
         """Takes up to ``count`` messages from the head of ``queue`` with pipelined GETs; returns them in queue order."""
-        q = P.queue_bytes(queue)
-        P.check_int(count, "count", 0, P.MAX_NUMBER)
-        req = b"GET %s\r\n" % q
-        replies = self._pipelined((req for _ in range(count)), lambda r: _msg_or_none(r, "GET"))
-        return [m for m in replies if m is not None]
+        return [m for m in self._pipelined(C.get_many(queue, count)) if m is not None]
 
     def peek(self, queue: P.QueueName) -> Optional[bytes]:
         """Returns the message at the head of ``queue`` without taking it, or None if the queue is empty."""
-        return _msg_or_none(self._call(b"PEEK %s\r\n" % P.queue_bytes(queue)), "PEEK")
+        return self._run(C.peek(queue))
 
     def len(self, queue: P.QueueName) -> int:
         """Returns the number of messages ready in ``queue`` (0 for a queue that does not exist)."""
-        return _ok_int(self._call(b"LEN %s\r\n" % P.queue_bytes(queue)), "LEN")
+        return self._run(C.length(queue))
 
     def purge(self, queue: P.QueueName) -> int:
         """Deletes every message of ``queue`` and returns how many were deleted."""
-        return _ok_int(self._call(b"PURGE %s\r\n" % P.queue_bytes(queue)), "PURGE")
+        return self._run(C.purge(queue))
 
     def queues(self) -> List[P.QueueInfo]:
         """Returns every queue as ``QueueInfo(name, ready, consumers)``, sorted by name."""
-        reply = self._call(b"QUEUES\r\n")
-        if reply[0] is not P.DATA:
-            raise _unexpected(reply, "QUEUES")
-        return P.parse_queues(reply[1])
+        return self._run(C.queues())
 
     def stats(self) -> P.Stats:
         """Returns the server's counters as a dict: ints for numbers, str otherwise (see docs/PROTOCOL.md, STATS)."""
-        reply = self._call(b"STATS\r\n")
-        if reply[0] is not P.DATA:
-            raise _unexpected(reply, "STATS")
-        return P.parse_stats(reply[1])
+        return self._run(C.stats())
 
     def consume(
         self,
@@ -663,37 +538,16 @@ class Client:
         connection closes, goes back to the head of the queue; after
         ``max_deliver`` deliveries (server default 5) it goes to ``<queue>.dead``.
         """
-        q = P.queue_bytes(queue)
-        P.check_int(prefetch, "prefetch", 1, MAX_PREFETCH)
-        if max is not None:
-            P.check_int(max, "max", 1, P.MAX_NUMBER)
-        lease_ms = 0
-        if lease is not None:
-            lease_ms = P.seconds_to_ms(lease, "lease")
-            if lease_ms < 1 or lease_ms > 0xFFFFFFFF:
-                raise InvalidArgumentError(f"lease must be from 0.001 to 4294967 seconds, got {lease!r}")
-        if max_deliver is not None:
-            if not lease_ms:
-                raise InvalidArgumentError("max_deliver needs lease")
-            P.check_int(max_deliver, "max_deliver", 1, 0xFFFFFFFF)
+        q, lease_ms = C.consume_args(queue, prefetch, max, lease, max_deliver)
         with self._lock:
             self._check_open()
             if q in self._consumers:
-                raise AlreadySubscribedError(
-                    "ALREADY_SUBSCRIBED", f"this client already consumes {queue!r}; close that consumer first"
-                )
+                raise C.already_consumes(queue)
             consumer = Consumer(self, q, prefetch, max, leased=bool(lease_ms))
             # Registered before ON is sent: pushes may follow its OK at once.
             self._consumers[q] = consumer
-            req = b"ON %s CREDIT %d" % (q, consumer._granted)
-            if lease_ms:
-                req += b" LEASE %d" % lease_ms
-                if max_deliver is not None:
-                    req += b" MAXDELIVER %d" % max_deliver
             try:
-                reply = self._call(req + b"\r\n")
-                if reply[0] is not P.OK:
-                    raise _unexpected(reply, "ON")
+                self._run(C.on(q, consumer._granted, lease_ms, max_deliver))
             except BaseException:
                 if self._consumers.get(q) is consumer:
                     del self._consumers[q]
@@ -729,7 +583,7 @@ class Client:
         raises ConnectionError. Messages pushed but not handled when it
         stops are given back.
         """
-        _check_work_args(handler, count, retry_delay, on_error)
+        C.check_work_args(handler, count, retry_delay, on_error)
         consumer = self.consume(queue, prefetch, max=count, lease=lease, max_deliver=max_deliver)
         handled = 0
         try:
@@ -747,7 +601,7 @@ class Client:
                     except ConnectionError:
                         if not self._closing:
                             raise
-                    _handler_failed(exc, msg, on_error)
+                    C.handler_failed(exc, msg, on_error)
                     continue
                 try:
                     if not msg.settled:
@@ -778,9 +632,7 @@ class Client:
 
         Nothing is kept when nobody listens: the result is then 0.
         """
-        data = P.payload_bytes(data)
-        req = b"PUB %s %d\r\n%s\r\n" % (P.queue_bytes(channel), len(data), data)
-        return _ok_int(self._call(req), "PUB")
+        return self._run(C.publish(channel, data))
 
     def subscribe(self, channel: P.QueueName, *, max_buffered: int = DEFAULT_MAX_BUFFERED) -> "Subscription":
         """Subscribes to ``channel`` (``SUB``) and returns the :class:`Subscription`, an iterator of :class:`ChannelEvent`.
@@ -791,20 +643,15 @@ class Client:
         server does for a subscriber that does not read. One subscription per
         channel per client.
         """
-        ch = P.queue_bytes(channel)
-        P.check_int(max_buffered, "max_buffered", 1, 10_000_000)
+        ch = C.subscribe_args(channel, max_buffered)
         with self._lock:
             self._check_open()
             if ch in self._subscriptions:
-                raise AlreadySubscribedError(
-                    "ALREADY_SUBSCRIBED", f"this client already subscribes to {channel!r}; close that subscription first"
-                )
+                raise C.already_subscribed(channel)
             sub = Subscription(self, ch, max_buffered)
             self._subscriptions[ch] = sub
             try:
-                reply = self._call(b"SUB %s\r\n" % ch)
-                if reply[0] is not P.OK:
-                    raise _unexpected(reply, "SUB")
+                self._run(C.sub(ch))
             except BaseException:
                 if self._subscriptions.get(ch) is sub:
                     del self._subscriptions[ch]
@@ -814,9 +661,7 @@ class Client:
 
     def _unsub(self, sub: "Subscription") -> None:
         try:
-            reply = self._call(b"UNSUB %s\r\n" % sub.channel_bytes)
-            if reply[0] is not P.OK:
-                raise _unexpected(reply, "UNSUB")
+            self._run(C.unsub(sub.channel_bytes))
         finally:
             if self._subscriptions.get(sub.channel_bytes) is sub:
                 del self._subscriptions[sub.channel_bytes]
@@ -829,21 +674,15 @@ class Client:
         Returns the first fire time (aware UTC datetime). Raises
         :class:`~beuss.BadScheduleError` when the server does not understand it.
         """
-        req = P.encode_schedule_add(P.queue_bytes(name), P.queue_bytes(queue), spec, P.payload_bytes(data))
-        return P.unix_ms_to_datetime(_ok_int(self._call(req), "SCHEDULE ADD"))
+        return self._run(C.schedule_add(name, queue, spec, data))
 
     def schedules(self) -> List[P.ScheduleInfo]:
         """Returns every schedule as ``ScheduleInfo(name, queue, next, fired, spec)``, sorted by name."""
-        reply = self._call(b"SCHEDULE LS\r\n")
-        if reply[0] is not P.DATA:
-            raise _unexpected(reply, "SCHEDULE LS")
-        return P.parse_schedules(reply[1])
+        return self._run(C.schedules())
 
     def schedule_remove(self, name: P.QueueName) -> None:
         """Removes the schedule ``name``; raises :class:`~beuss.NoScheduleError` when there is none."""
-        reply = self._call(b"SCHEDULE RM %s\r\n" % P.queue_bytes(name))
-        if reply[0] is not P.OK:
-            raise _unexpected(reply, "SCHEDULE RM")
+        self._run(C.schedule_remove(name))
 
     # -- for Consumer ------------------------------------------------------------------
 
@@ -852,7 +691,7 @@ class Client:
         with self._lock:
             self._check_open()
             self._slots.append(_Slot(1, consumer))
-            self._send(b"CREDIT %s %d\r\n" % (consumer.queue_bytes, n))
+            self._send(C.credit(consumer.queue_bytes, n))
 
     def _wait_push(self, consumer: "Consumer", timeout: Optional[float]) -> None:
         """Reads until ``consumer`` has a message or an error, or has ended, or the timeout passes.
@@ -905,9 +744,7 @@ class Client:
 
     def _off(self, consumer: "Consumer") -> None:
         try:
-            reply = self._call(b"OFF %s\r\n" % consumer.queue_bytes)
-            if reply[0] is not P.OK:
-                raise _unexpected(reply, "OFF")
+            self._run(C.off(consumer.queue_bytes))
         finally:
             # Pushes sent before the OK are in consumer._buf by now.
             if self._consumers.get(consumer.queue_bytes) is consumer:
@@ -952,27 +789,28 @@ class Pipeline:
         self._converts.append(convert)
         return self
 
+    def _add(self, command: C.Command[Any]) -> "Pipeline":
+        return self._queue(command.request, command.result)
+
     def put(self, queue: P.QueueName, data: P.Data) -> "Pipeline":
         """Queues a :meth:`Client.put`; its result is the number of bytes stored."""
-        return self._queue(P.encode_put(P.queue_bytes(queue), P.payload_bytes(data)), lambda r: _ok_int(r, "PUT"))
+        return self._add(C.put(queue, data))
 
     def get(self, queue: P.QueueName, wait: Optional[float] = None) -> "Pipeline":
         """Queues a :meth:`Client.get`; its result is the message or None. A ``wait`` holds the requests after it."""
-        q = P.queue_bytes(queue)
-        ms = 0 if wait is None else P.seconds_to_ms(wait, "wait")
-        return self._queue(b"GET %s WAIT %d\r\n" % (q, ms) if ms else b"GET %s\r\n" % q, lambda r: _msg_or_none(r, "GET"))
+        return self._add(C.get(queue, wait))
 
     def peek(self, queue: P.QueueName) -> "Pipeline":
         """Queues a :meth:`Client.peek`."""
-        return self._queue(b"PEEK %s\r\n" % P.queue_bytes(queue), lambda r: _msg_or_none(r, "PEEK"))
+        return self._add(C.peek(queue))
 
     def len(self, queue: P.QueueName) -> "Pipeline":
         """Queues a :meth:`Client.len`."""
-        return self._queue(b"LEN %s\r\n" % P.queue_bytes(queue), lambda r: _ok_int(r, "LEN"))
+        return self._add(C.length(queue))
 
     def purge(self, queue: P.QueueName) -> "Pipeline":
         """Queues a :meth:`Client.purge`."""
-        return self._queue(b"PURGE %s\r\n" % P.queue_bytes(queue), lambda r: _ok_int(r, "PURGE"))
+        return self._add(C.purge(queue))
 
     def execute(self, raise_on_error: bool = True) -> List[Any]:
         """Sends every queued request, waits for all replies and returns their results in order.
@@ -999,7 +837,7 @@ class Pipeline:
         return results
 
 
-class Consumer:
+class Consumer(ConsumerState[Client]):
     """One ``ON`` subscription of a queue, fed by server push with credit flow control.
 
     Iterate over it to receive :class:`~beuss.Message` objects in queue
@@ -1014,34 +852,6 @@ class Consumer:
     sends ``OFF`` and returns them. When the connection is lost, the
     buffered ones are handed out first, then ConnectionError is raised.
     """
-
-    def __init__(self, client: Client, queue: bytes, prefetch: int, max: Optional[int], leased: bool = False) -> None:
-        self._client = client
-        #: True when messages come under a lease (``consume(..., lease=...)``).
-        self.leased = leased
-        #: The queue name as sent on the wire.
-        self.queue_bytes = queue
-        #: The queue name.
-        self.queue = queue.decode("utf-8", "surrogateescape")
-        self.prefetch = prefetch
-        self.max = max
-        self._batch = builtins.max(1, prefetch // 2)
-        self._granted = prefetch if max is None else min(prefetch, max)
-        self._handed = 0
-        self._handled_since_grant = 0
-        self._buf: Deque[Any] = deque()  # payloads, or (payload, id, deliveries) when leased
-        self._active = True
-        self._error: Optional[BeussError] = None
-
-    @property
-    def active(self) -> bool:
-        """Returns True until the consumer is closed, reached ``max``, or its connection ended."""
-        return self._active
-
-    @property
-    def received_count(self) -> int:
-        """Returns how many messages this consumer has handed out so far."""
-        return self._handed
 
     def __repr__(self) -> str:
         return f"<beuss.Consumer {self.queue!r} prefetch={self.prefetch} {'active' if self._active else 'closed'}>"
@@ -1078,46 +888,21 @@ class Consumer:
                     self._error = None  # raised now, not again on the next call
                     raise
             with self._client._lock:
-                if self.max is not None and self._handed >= self.max:
+                if self._reached_max():
                     # Under a lease the server may push past max (ACKs give credit back):
                     # those stay for close().
                     return None
                 if self._buf:
-                    return self._take()
+                    msg = self._take()
+                    if self._active and self._reached_max():
+                        self.unsubscribe()  # OFF as the last message is handed out
+                    return msg
                 if self._error is not None:
                     err, self._error = self._error, None
                     raise err
                 if not self._active or (deadline is not None and time.monotonic() >= deadline):
                     return None
                 # Another thread iterating this consumer took the message: wait again.
-
-    def _take(self) -> Message:
-        """Returns the oldest buffered message, granting credit back or ending at ``max`` (lock held)."""
-        item = self._buf.popleft()
-        self._handed += 1
-        if self._active:
-            if self.max is not None and self._handed >= self.max:
-                self.unsubscribe()
-            elif not self.leased:  # under a lease the server gives credit back on ACK/NACK
-                self._handled_since_grant += 1
-                if self._handled_since_grant >= self._batch:
-                    self._grant_back()
-        return self._message(item)
-
-    def _message(self, item: Any) -> Message:
-        if isinstance(item, tuple):
-            return LeasedMessage(self.queue, item[0], item[1], item[2], self._client)
-        return Message(self.queue, item)
-
-    def _grant_back(self) -> None:
-        n = self._handled_since_grant
-        if self.max is not None:
-            # Never let the server push beyond max: no message is taken needlessly.
-            n = min(n, self.max - self._granted)
-        self._handled_since_grant = 0
-        if n > 0:
-            self._granted += n
-            self._client._grant(self, n)
 
     def unsubscribe(self) -> None:
         """Ends the subscription (``OFF``); messages already pushed stay here for the loop to hand out. Idempotent."""
@@ -1135,12 +920,10 @@ class Consumer:
         """
         with self._client._lock:
             self.unsubscribe()
-            left = [self._message(d) for d in self._buf]
-            self._buf.clear()
-            return left
+            return self._take_all()
 
 
-class Subscription:
+class Subscription(SubscriptionState[Client]):
     """A subscription to a channel (``SUB``), made by :meth:`Client.subscribe`: an iterator of :class:`ChannelEvent`.
 
     ``for event in sub:`` waits for events and ends when the subscription is
@@ -1149,35 +932,6 @@ class Subscription:
     by the client past ``max_buffered``) are counted in :attr:`dropped` and
     in the ``dropped_before`` of the next event handed out.
     """
-
-    def __init__(self, client: Client, channel: bytes, max_buffered: int) -> None:
-        self._client = client
-        #: The channel name as sent on the wire.
-        self.channel_bytes = channel
-        #: The channel name.
-        self.channel = channel.decode("utf-8", "surrogateescape")
-        self.max_buffered = max_buffered
-        self._buf: Deque[ChannelEvent] = deque()
-        self._active = True
-        self._error: Optional[BeussError] = None
-        self._received = 0
-        self._dropped = 0
-        self._pending_lost = 0
-
-    @property
-    def active(self) -> bool:
-        """Returns True until the subscription is closed or its connection ended."""
-        return self._active
-
-    @property
-    def received_count(self) -> int:
-        """Returns how many events the server sent to this subscription."""
-        return self._received
-
-    @property
-    def dropped(self) -> int:
-        """Returns how many events this subscription lost (the server's ``DROPPED`` counts plus the client's own)."""
-        return self._dropped
 
     def __repr__(self) -> str:
         return f"<beuss.Subscription {self.channel!r} {'active' if self._active else 'closed'}>"
@@ -1196,26 +950,6 @@ class Subscription:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-    def _event(self, data: bytes) -> None:
-        """Keeps one event (lock held), dropping the oldest past ``max_buffered``."""
-        self._received += 1
-        if len(self._buf) >= self.max_buffered:
-            old = self._buf.popleft()
-            self._dropped += 1
-            carried = old.dropped_before + 1
-            if self._buf:
-                nxt = self._buf[0]
-                self._buf[0] = ChannelEvent(nxt.channel, nxt.data, nxt.dropped_before + carried)
-            else:
-                self._pending_lost += carried
-        self._buf.append(ChannelEvent(self.channel, data, self._pending_lost))
-        self._pending_lost = 0
-
-    def _lost(self, n: int) -> None:
-        """Counts ``n`` events the server dropped for this subscriber (lock held)."""
-        self._dropped += n
-        self._pending_lost += n
 
     def next(self, timeout: Optional[float] = None) -> "Optional[ChannelEvent]":
         """Returns the next event, waiting at most ``timeout`` seconds (None: no limit); None when the time runs out or the subscription ended."""
