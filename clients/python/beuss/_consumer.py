@@ -8,8 +8,10 @@ client's ``_grant``), ``OFF`` and ``UNSUB``.
 
 import builtins
 from collections import deque
-from typing import Any, Deque, Generic, List, Optional, Protocol, TypeVar
+from typing import Any, Deque, Generic, List, Mapping, Optional, Protocol, TypeVar
 
+from . import _protocol as P
+from .errors import ProtocolError
 from .message import ChannelEvent, LeasedMessage, Message
 
 
@@ -81,6 +83,10 @@ class ConsumerState(Generic[ClientT]):
             self._granted += n
             self._client._grant(self, n)
 
+    def _push(self, item: Any) -> None:
+        """Keeps a message the server pushed: its payload, or (payload, id, deliveries) when leased."""
+        self._buf.append(item)
+
     def _message(self, item: Any) -> Message:
         if isinstance(item, tuple):
             return LeasedMessage(self.queue, item[0], item[1], item[2], self._client)
@@ -144,3 +150,29 @@ class SubscriptionState(Generic[ClientT]):
         """Counts ``n`` events the server dropped for this subscriber."""
         self._dropped += n
         self._pending_lost += n
+
+
+def deliver(
+    frame: P.Reply, consumers: Mapping[bytes, ConsumerState[Any]], subscriptions: Mapping[bytes, SubscriptionState[Any]]
+) -> bool:
+    """Returns True if ``frame`` was a push or a channel event, handed to its consumer or subscription; False for a reply.
+
+    Raises ProtocolError for a push of a queue the client does not consume.
+    """
+    kind = frame[0]
+    if kind is P.PUSH:  # the hot path of a consumer: first
+        consumer = consumers.get(frame[1])
+        if consumer is None:
+            raise ProtocolError(f"the server pushed a message of queue {frame[1]!r}, which this client does not consume")
+        # A leased push carries (id, deliveries) after the payload: kept with it.
+        consumer._push(frame[2] if len(frame) == 3 else frame[2:])
+        return True
+    if kind is P.EVENT or kind is P.DROPPED:
+        sub = subscriptions.get(frame[1])
+        if sub is not None:  # an event sent before our UNSUB was answered is dropped
+            if kind is P.EVENT:
+                sub._event(frame[2])
+            else:
+                sub._lost(frame[2])
+        return True
+    return False

@@ -16,7 +16,7 @@ from ._commands import DEFAULT_PREFETCH as DEFAULT_PREFETCH
 from ._commands import DEFAULT_WORK_LEASE as DEFAULT_WORK_LEASE
 from ._commands import MAX_PREFETCH as MAX_PREFETCH
 from ._config import resolve_address
-from ._consumer import ConsumerState, SubscriptionState
+from ._consumer import ConsumerState, SubscriptionState, deliver
 from .errors import (
     FATAL_CODES,
     BeussError,
@@ -273,27 +273,13 @@ class Client:
 
     def _process(self, frame: P.Reply) -> None:
         """Hands one parsed frame to its consumer, or to the oldest slot waiting for replies."""
-        if frame[0] is P.EVENT or frame[0] is P.DROPPED:
-            sub = self._subscriptions.get(frame[1])
-            if sub is not None:  # an event sent before our UNSUB was answered is dropped
-                if frame[0] is P.EVENT:
-                    sub._event(frame[2])
-                else:
-                    sub._lost(frame[2])
+        try:
+            if deliver(frame, self._consumers, self._subscriptions):
                 if self._idle_waiters:
                     self._wake_waiters()
-            return
-        if frame[0] is P.PUSH:
-            consumer = self._consumers.get(frame[1])
-            if consumer is None:
-                raise self._protocol_error(
-                    ProtocolError(f"the server pushed a message of queue {frame[1]!r}, which this client does not consume")
-                )
-            # A leased push carries (id, deliveries) after the payload: kept with it.
-            consumer._buf.append(frame[2] if len(frame) == 3 else frame[2:])
-            if self._idle_waiters:
-                self._wake_waiters()
-            return
+                return
+        except ProtocolError as e:
+            raise self._protocol_error(e) from None
         if not self._slots:
             if frame[0] is P.ERR and frame[1] in FATAL_CODES:
                 # Sent unasked before the server closes: TOO_MANY_CONNECTIONS
