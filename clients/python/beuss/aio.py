@@ -578,7 +578,56 @@ class Client:
             del self._consumers[consumer.queue_bytes]
 
 
-class Consumer(ConsumerState[Client]):
+class _Waiting:
+    """What a consumer and a subscription share in asyncio: waiting for what the read loop hands them."""
+
+    # Kept by ConsumerState or SubscriptionState.
+    _client: Client
+    _buf: Deque[Any]
+    _active: bool
+    _error: Optional[BaseException]
+    # One future shared by every task waiting on this feed; asyncio.wait
+    # neither cancels it on timeout nor when a waiting task is cancelled, so
+    # the others still get woken.
+    _waiter: "Optional[asyncio.Future[None]]" = None
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, err: BaseException) -> None:
+        if self._error is None:
+            self._error = err
+        self._wake()
+
+    def _ended(self, err: Optional[BaseException]) -> None:
+        """Ends the feed with its connection; ``err`` (a lost connection) is raised once what was received is handed out."""
+        self._active = False
+        if err is not None:
+            self._fail(self._client._closed_error())
+        self._wake()
+
+    async def _wait(self, timeout: Optional[float]) -> None:
+        """Returns once something is buffered, the feed has ended or failed, or ``timeout`` seconds (None: no limit) passed."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while not self._buf and self._active and self._error is None:
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                break
+            if self._waiter is None or self._waiter.done():
+                self._waiter = loop.create_future()
+            await asyncio.wait([self._waiter], timeout=left)
+
+    def _raise_error(self) -> None:
+        """Raises the error kept for the loop, once; returns if there is none."""
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+
+class Consumer(ConsumerState[Client], _Waiting):
     """One ``ON`` subscription, read with ``async for``; see :class:`beuss.Consumer` for delivery rules.
 
     ``async with`` unsubscribes on exit (a plain ``break`` out of ``async
@@ -588,7 +637,6 @@ class Consumer(ConsumerState[Client]):
 
     def __init__(self, client: Client, queue: bytes, prefetch: int, max: Optional[int], leased: bool = False) -> None:
         super().__init__(client, queue, prefetch, max, leased)
-        self._waiter: "Optional[asyncio.Future[None]]" = None
         self._closing: "Optional[asyncio.Future[List[Any]]]" = None
 
     def __repr__(self) -> str:
@@ -597,17 +645,6 @@ class Consumer(ConsumerState[Client]):
     # Called by the client.
     def _push(self, data: Any) -> None:
         self._buf.append(data)  # as ConsumerState._push, without the cost of super() per message
-        self._wake()
-
-    def _fail(self, err: BaseException) -> None:
-        if self._error is None:
-            self._error = err
-        self._wake()
-
-    def _ended(self, err: Optional[BaseException]) -> None:
-        self._active = False
-        if err is not None:
-            self._fail(self._client._closed_error())
         self._wake()
 
     def _on_reply(self, future: "asyncio.Future[List[Any]]") -> None:
@@ -623,11 +660,6 @@ class Consumer(ConsumerState[Client]):
             self._active = False
             self._client._release(self)
             self._fail(server_error(reply[1], reply[2]))
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
     # Iteration.
     def __aiter__(self) -> "Consumer":
@@ -658,25 +690,12 @@ class Consumer(ConsumerState[Client]):
         raises ConnectionError (after handing out what was received) when the
         connection was lost, or the server's error if it refused the ``ON``.
         """
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while not self._buf and self._active and self._error is None:
-            left = None if deadline is None else deadline - loop.time()
-            if left is not None and left <= 0:
-                break
-            # One future shared by every task waiting on this consumer;
-            # asyncio.wait neither cancels it on timeout nor when a waiting
-            # task is cancelled, so the others still get woken.
-            if self._waiter is None or self._waiter.done():
-                self._waiter = loop.create_future()
-            await asyncio.wait([self._waiter], timeout=left)
+        await self._wait(timeout)
         if self._reached_max():
             # Under a lease the server may push past max (ACKs give credit back): those stay for close().
             return None
         if not self._buf:
-            if self._error is not None:
-                err, self._error = self._error, None
-                raise err
+            self._raise_error()
             return None
         msg = self._take()
         if self._active and self._reached_max():
@@ -748,16 +767,12 @@ def connect(host: Optional[str] = None, port: Optional[int] = None, *, connect_t
     return _Connecting(host, port, connect_timeout)
 
 
-class Subscription(SubscriptionState[Client]):
+class Subscription(SubscriptionState[Client], _Waiting):
     """One ``SUB``, read with ``async for``; see :class:`beuss.Subscription` for what is delivered and dropped.
 
     ``async with`` unsubscribes on exit; ``await sub.next(timeout)`` waits at
     most ``timeout`` seconds.
     """
-
-    def __init__(self, client: Client, channel: bytes, max_buffered: int) -> None:
-        super().__init__(client, channel, max_buffered)
-        self._waiter: "Optional[asyncio.Future[None]]" = None
 
     def __repr__(self) -> str:
         return f"<beuss.aio.Subscription {self.channel!r} {'active' if self._active else 'closed'}>"
@@ -765,17 +780,6 @@ class Subscription(SubscriptionState[Client]):
     def _event(self, data: bytes) -> None:
         super()._event(data)
         self._wake()
-
-    def _ended(self, err: Optional[BaseException]) -> None:
-        self._active = False
-        if err is not None and self._error is None:
-            self._error = self._client._closed_error()
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
     def __aiter__(self) -> "Subscription":
         return self
@@ -794,20 +798,10 @@ class Subscription(SubscriptionState[Client]):
 
     async def next(self, timeout: Optional[float] = None) -> Optional[ChannelEvent]:
         """Returns the next event, waiting at most ``timeout`` seconds (None: no limit); None when the time runs out or it ended."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while not self._buf and self._active and self._error is None:
-            left = None if deadline is None else deadline - loop.time()
-            if left is not None and left <= 0:
-                break
-            if self._waiter is None or self._waiter.done():
-                self._waiter = loop.create_future()
-            await asyncio.wait([self._waiter], timeout=left)
+        await self._wait(timeout)
         if self._buf:
             return self._buf.popleft()
-        if self._error is not None:
-            err, self._error = self._error, None
-            raise err
+        self._raise_error()
         return None
 
     async def close(self) -> None:

@@ -679,8 +679,8 @@ class Client:
             self._slots.append(_Slot(1, consumer))
             self._send(C.credit(consumer.queue_bytes, n))
 
-    def _wait_push(self, consumer: "Consumer", timeout: Optional[float]) -> None:
-        """Reads until ``consumer`` has a message or an error, or has ended, or the timeout passes.
+    def _wait_push(self, consumer: "_Waiting", timeout: Optional[float]) -> None:
+        """Reads until ``consumer`` (or subscription) has a message or an error, or has ended, or the timeout passes.
 
         The lock is held only while reading what has arrived; the wait for
         more happens outside it, so other threads' calls go through.
@@ -823,7 +823,34 @@ class Pipeline:
         return results
 
 
-class Consumer(ConsumerState[Client]):
+class _Waiting:
+    """What a consumer and a subscription share in the blocking client: waiting for what the client reads for them."""
+
+    # Kept by ConsumerState or SubscriptionState.
+    _client: Client
+    _buf: Deque[Any]
+    _active: bool
+    _error: Optional[BaseException]
+
+    def _wait(self, deadline: Optional[float]) -> None:
+        """Returns once something is buffered, the feed has ended or failed, or the deadline passed (lock not held)."""
+        if not self._buf and self._active:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                self._client._wait_push(self, left)
+            except BeussError:
+                self._error = None  # raised now, not again on the next call
+                raise
+
+    def _ends(self, deadline: Optional[float]) -> bool:
+        """Raises the error kept for the loop, once; else returns True when the loop ends: the feed ended or the deadline passed (lock held)."""
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+        return not self._active or (deadline is not None and time.monotonic() >= deadline)
+
+
+class Consumer(ConsumerState[Client], _Waiting):
     """One ``ON`` subscription of a queue, fed by server push with credit flow control.
 
     Iterate over it to receive :class:`~beuss.Message` objects in queue
@@ -866,13 +893,7 @@ class Consumer(ConsumerState[Client]):
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            if not self._buf and self._active:
-                left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                try:
-                    self._client._wait_push(self, left)
-                except BeussError:
-                    self._error = None  # raised now, not again on the next call
-                    raise
+            self._wait(deadline)
             with self._client._lock:
                 if self._reached_max():
                     # Under a lease the server may push past max (ACKs give credit back):
@@ -883,10 +904,7 @@ class Consumer(ConsumerState[Client]):
                     if self._active and self._reached_max():
                         self.unsubscribe()  # OFF as the last message is handed out
                     return msg
-                if self._error is not None:
-                    err, self._error = self._error, None
-                    raise err
-                if not self._active or (deadline is not None and time.monotonic() >= deadline):
+                if self._ends(deadline):
                     return None
                 # Another thread iterating this consumer took the message: wait again.
 
@@ -909,7 +927,7 @@ class Consumer(ConsumerState[Client]):
             return self._take_all()
 
 
-class Subscription(SubscriptionState[Client]):
+class Subscription(SubscriptionState[Client], _Waiting):
     """A subscription to a channel (``SUB``), made by :meth:`Client.subscribe`: an iterator of :class:`ChannelEvent`.
 
     ``for event in sub:`` waits for events and ends when the subscription is
@@ -941,20 +959,11 @@ class Subscription(SubscriptionState[Client]):
         """Returns the next event, waiting at most ``timeout`` seconds (None: no limit); None when the time runs out or the subscription ended."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            if not self._buf and self._active:
-                left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                try:
-                    self._client._wait_push(self, left)  # type: ignore[arg-type]
-                except BeussError:
-                    self._error = None
-                    raise
+            self._wait(deadline)
             with self._client._lock:
                 if self._buf:
                     return self._buf.popleft()
-                if self._error is not None:
-                    err, self._error = self._error, None
-                    raise err
-                if not self._active or (deadline is not None and time.monotonic() >= deadline):
+                if self._ends(deadline):
                     return None
 
     def close(self) -> None:
