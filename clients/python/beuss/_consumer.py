@@ -8,7 +8,7 @@ client's ``_grant``), ``OFF`` and ``UNSUB``.
 
 import builtins
 from collections import deque
-from typing import Any, Deque, Generic, List, Mapping, Optional, Protocol, TypeVar
+from typing import Any, Deque, Dict, Generic, List, Mapping, Optional, Protocol, TypeVar
 
 from . import _protocol as P
 from .errors import ProtocolError
@@ -21,6 +21,7 @@ class _Granting(Protocol):
 
 
 ClientT = TypeVar("ClientT", bound=_Granting)
+FeedT = TypeVar("FeedT")
 
 
 class ConsumerState(Generic[ClientT]):
@@ -176,3 +177,9 @@ def deliver(
                 sub._lost(frame[2])
         return True
     return False
+
+
+def forget(feeds: Dict[bytes, FeedT], name: bytes, feed: FeedT) -> None:
+    """Removes ``feed`` from a client's consumers or subscriptions, unless another one has taken its name since."""
+    if feeds.get(name) is feed:
+        del feeds[name]

@@ -28,7 +28,7 @@ from . import _commands as C
 from . import _protocol as P
 from ._commands import DEFAULT_MAX_BUFFERED, DEFAULT_PREFETCH, DEFAULT_WORK_LEASE, MAX_PREFETCH
 from ._config import resolve_address
-from ._consumer import ConsumerState, SubscriptionState, deliver
+from ._consumer import ConsumerState, SubscriptionState, deliver, forget
 from .errors import BeussError, ConnectionError, ProtocolError, UnknownLeaseError, server_error
 from .message import ChannelEvent, LeasedMessage, Message
 
@@ -542,8 +542,7 @@ class Client:
         try:
             await self._run(C.sub(ch))
         except BaseException:
-            if self._subscriptions.get(ch) is sub:
-                del self._subscriptions[ch]
+            forget(self._subscriptions, ch, sub)
             sub._active = False
             raise
         return sub
@@ -564,8 +563,7 @@ class Client:
         try:
             await self._run(C.unsub(sub.channel_bytes))
         finally:
-            if self._subscriptions.get(sub.channel_bytes) is sub:
-                del self._subscriptions[sub.channel_bytes]
+            forget(self._subscriptions, sub.channel_bytes, sub)
 
     # -- for Consumer --------------------------------------------------------------------------
 
@@ -574,8 +572,7 @@ class Client:
             self._send(C.credit(consumer.queue_bytes, n), 1, consumer)
 
     def _release(self, consumer: "Consumer") -> None:
-        if self._consumers.get(consumer.queue_bytes) is consumer:
-            del self._consumers[consumer.queue_bytes]
+        forget(self._consumers, consumer.queue_bytes, consumer)
 
 
 class _Waiting:

@@ -16,7 +16,7 @@ from ._commands import DEFAULT_PREFETCH as DEFAULT_PREFETCH
 from ._commands import DEFAULT_WORK_LEASE as DEFAULT_WORK_LEASE
 from ._commands import MAX_PREFETCH as MAX_PREFETCH
 from ._config import resolve_address
-from ._consumer import ConsumerState, SubscriptionState, deliver
+from ._consumer import ConsumerState, SubscriptionState, deliver, forget
 from .errors import (
     FATAL_CODES,
     BeussError,
@@ -535,8 +535,7 @@ class Client:
             try:
                 self._run(C.on(q, consumer._granted, lease_ms, max_deliver))
             except BaseException:
-                if self._consumers.get(q) is consumer:
-                    del self._consumers[q]
+                forget(self._consumers, q, consumer)
                 consumer._active = False
                 raise
             return consumer
@@ -639,8 +638,7 @@ class Client:
             try:
                 self._run(C.sub(ch))
             except BaseException:
-                if self._subscriptions.get(ch) is sub:
-                    del self._subscriptions[ch]
+                forget(self._subscriptions, ch, sub)
                 sub._active = False
                 raise
             return sub
@@ -649,8 +647,7 @@ class Client:
         try:
             self._run(C.unsub(sub.channel_bytes))
         finally:
-            if self._subscriptions.get(sub.channel_bytes) is sub:
-                del self._subscriptions[sub.channel_bytes]
+            forget(self._subscriptions, sub.channel_bytes, sub)
 
     def schedule_add(self, name: P.QueueName, queue: P.QueueName, spec: str, data: P.Data = b"") -> datetime.datetime:
         """Adds (or replaces) the schedule ``name``: ``data`` is put on ``queue`` at every tick of ``spec``.
@@ -733,8 +730,7 @@ class Client:
             self._run(C.off(consumer.queue_bytes))
         finally:
             # Pushes sent before the OK are in consumer._buf by now.
-            if self._consumers.get(consumer.queue_bytes) is consumer:
-                del self._consumers[consumer.queue_bytes]
+            forget(self._consumers, consumer.queue_bytes, consumer)
 
 
 class Pipeline:
