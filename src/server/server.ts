@@ -51,8 +51,9 @@ const READ_BUFFER_SIZE = 64 * 1024;
 
 // Memory freed while clients are active is kept for reuse (see
 // keepFreedMemory in src/native.ts); once no input has come for
-// config.memoryReturnMs, every free page goes back to the system. Input is
-// noted per read with a flag only; a timer looks at it every tick.
+// config.memoryReturnMs, every free page goes back to the system. Each read
+// notes its time (the one it feeds the engine anyway); a timer looks at it
+// every tick.
 const MEMORY_RETURN_TICK_MAX_MS = 1000;
 const MEMORY_RETURN_TICK_MIN_MS = 250;
 
@@ -98,11 +99,9 @@ export class BeussServer {
   // Re-reads the wall clock now and then, so that a stepped system clock
   // reaches PUT … AT and schedules without waiting for the next tick.
   #wallClock: NodeJS.Timeout | undefined;
-  // Input arrived since the last idle check; and since memory was last
-  // returned; the last check that saw input.
-  #active = false;
-  #activeSinceReturn = false;
-  #lastActiveCheck = 0;
+  // When the last input was read, and when freed memory was last returned.
+  #lastInput = 0;
+  #returnedAt = 0;
   readonly #memoryReturnMs: number;
   #idleReturn: NodeJS.Timeout | undefined;
   #stopping = false;
@@ -227,6 +226,7 @@ export class BeussServer {
       this.#log(`cannot register a connection: ${(err as Error).message}`);
       return refuse('ERR INTERNAL the server is out of memory\r\n');
     }
+    // Set once the socket exists: the read callback is made before it.
     let c: Conn | undefined;
     // The hot path: no closure per read, unlike #guard.
     const onRead = (n: number, buf: Buffer): boolean => {
@@ -239,19 +239,20 @@ export class BeussServer {
       return true;
     };
     const socket = this.#withSharedBuffer(accepted, onRead);
-    c = new Conn(id, socket);
+    const conn = new Conn(id, socket);
+    c = conn;
     this.#track(socket);
-    this.#conns[id] = c;
+    this.#conns[id] = conn;
     this.#count++;
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
     if (socket === accepted) {
-      socket.on('data', (chunk: Buffer) => this.#guard(c!, () => this.#socketOnData(c!, chunk, chunk.length)));
+      socket.on('data', (chunk: Buffer) => this.#guard(conn, () => this.#socketOnData(conn, chunk, chunk.length)));
     }
-    socket.on('drain', () => this.#guard(c!, () => this.#socketOnDrain(c!)));
-    socket.on('end', () => this.#guard(c!, () => this.#socketOnEnd(c!)));
-    socket.on('error', (err: NodeJS.ErrnoException) => this.#socketOnError(c!, err));
-    socket.on('close', () => this.#guard(c!, () => this.#socketOnClose(c!)));
+    socket.on('drain', () => this.#guard(conn, () => this.#socketOnDrain(conn)));
+    socket.on('end', () => this.#guard(conn, () => this.#socketOnEnd(conn)));
+    socket.on('error', (err: NodeJS.ErrnoException) => this.#socketOnError(conn, err));
+    socket.on('close', () => this.#guard(conn, () => this.#socketOnClose(conn)));
     socket.resume();
   }
 
@@ -319,12 +320,13 @@ export class BeussServer {
 
   #socketOnData(c: Conn, chunk: Buffer, n: number): void {
     if (c.done) return;
-    this.#active = true;
+    const t = now();
+    this.#lastInput = t;
     if (c.waiting) {
       c.readWhileWaiting += n;
       if (c.readWhileWaiting >= WAIT_READ_LIMIT) c.socket.pause();
     }
-    const out = this.#engine.feed(c.id, chunk, now(), n);
+    const out = this.#engine.feed(c.id, chunk, t, n);
     const st = this.#engine.status;
     this.#run(out);
     if (st !== 0) {
@@ -339,12 +341,8 @@ export class BeussServer {
   /** Gives freed memory back to the system once no input has come for memoryReturnMs after some did. */
   #onIdleCheck(): void {
     const t = now();
-    if (this.#active) {
-      this.#active = false;
-      this.#activeSinceReturn = true;
-      this.#lastActiveCheck = t;
-    } else if (this.#activeSinceReturn && t - this.#lastActiveCheck >= this.#memoryReturnMs) {
-      this.#activeSinceReturn = false;
+    if (this.#lastInput > this.#returnedAt && t - this.#lastInput >= this.#memoryReturnMs) {
+      this.#returnedAt = t;
       returnFreedMemory();
     }
   }
