@@ -286,27 +286,52 @@ function residentByKind(pid) {
 }
 
 /**
- * Returns how much of the node executable's code a bare node process pages
- * in when V8 optimizes one small function, in bytes: the one-time cost of
- * the optimizing compiler that any Node.js process pays on its first hot
- * function, whatever that function does.
+ * Resolves with how much of the node executable's code a bare node process
+ * pages in when V8 optimizes one small function, in bytes (residentByKind
+ * of the child before and after): the one-time cost of the optimizing
+ * compiler that any Node.js process pays on its first hot function,
+ * whatever that function does. NaN if it cannot be measured.
  */
-function jitPageIn() {
+async function jitPageIn() {
+  // The child says "ready" once started, runs its hot loop when told, and
+  // says "done" once V8 has had time to optimize it.
   const script = `
-    const fs = require('fs');
-    const exe = fs.readlinkSync('/proc/self/exe');
-    const text = () => { let k = '', t = 0; for (const l of fs.readFileSync('/proc/self/smaps', 'utf8').split('\\n')) {
-      const m = /^[0-9a-f]+-[0-9a-f]+ (\\S+) \\S+ \\S+ \\S+\\s*(.*)$/.exec(l);
-      if (m) { k = m[2] === exe && m[1].includes('x') ? 'x' : ''; continue; }
-      const r = /^Rss:\\s+(\\d+) kB/.exec(l); if (r && k) t += Number(r[1]) * 1024; } return t; };
-    const before = text();
-    function sum(a) { let s = 0; for (let i = 0; i < a.length; i++) s += a[i]; return s; }
-    const a = new Uint8Array(100); let x = 0;
-    for (let i = 0; i < 200000; i++) x += sum(a);
-    setTimeout(() => process.stdout.write(String(text() - before)), 300);`;
-  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30000 });
-  const n = Number(r.stdout);
-  return r.status === 0 && Number.isFinite(n) ? n : NaN;
+    process.stdout.write('ready\\n');
+    process.stdin.once('data', () => {
+      function sum(a) { let s = 0; for (let i = 0; i < a.length; i++) s += a[i]; return s; }
+      const a = new Uint8Array(100); let x = 0;
+      for (let i = 0; i < 200000; i++) x += sum(a);
+      setTimeout(() => process.stdout.write('done ' + (x > 0) + '\\n'), 300);
+    });`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'pipe', 'ignore'] });
+  let out = '';
+  let wake = () => {};
+  child.stdout.on('data', (d) => {
+    out += d;
+    wake();
+  });
+  child.on('exit', () => wake());
+  /** Resolves with whether the child wrote `word` (false once it exited or after 30 s). */
+  const said = (word) =>
+    new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), 30_000);
+      wake = () => {
+        if (!out.includes(word) && child.exitCode === null && child.signalCode === null) return;
+        clearTimeout(timer);
+        resolve(out.includes(word));
+      };
+      wake();
+    });
+  try {
+    if (!(await said('ready'))) return NaN;
+    const before = residentByKind(child.pid);
+    child.stdin.write('go\n');
+    if (!(await said('done')) || !before) return NaN;
+    const after = residentByKind(child.pid);
+    return after ? after.exeText - before.exeText : NaN;
+  } finally {
+    child.kill();
+  }
 }
 
 /** Sends raw bytes to 127.0.0.1:port and resolves with the reply text once `done(text)` is true (5 s max). */
@@ -861,7 +886,7 @@ async function scenarioMemory(kinds) {
   if (firstGrowth) {
     // Where a fresh beuss-server's growth during the first batch went, and
     // how much of it a bare node process pays for V8's optimizing compiler.
-    const jit = jitPageIn();
+    const jit = await jitPageIn();
     const parts = [
       ['C heap (the engine\'s segments, Node\'s own mallocs)', firstGrowth.heap],
       ['node executable: code', firstGrowth.exeText],
