@@ -15,15 +15,15 @@ import {
 } from '../../src/index.js';
 import * as net from 'node:net';
 import { type RunningServer, startServer, useServer } from '../helpers/server.js';
-import { until as pollUntil } from './util.js';
+import { eventually } from '../server/util.js';
 
 const srv = useServer();
 let n = 0;
 const fresh = (base = 'q') => `${base}-${++n}`;
 const open = (s: RunningServer = srv) => connect({ host: s.host, port: s.port });
 
-// This file's waits give up after 500 polls.
-const until = (check: () => boolean | Promise<boolean>, what: string) => pollUntil(check, what, 500);
+// This file's waits give up after 5 s.
+const until = (check: () => boolean | Promise<boolean>, what: string) => eventually(check, what, 5000);
 
 describe('basic operations', () => {
   let c: Client;

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, LeasedMessage, UnknownLeaseError } from '../../src/index.js';
 import { useServer } from '../helpers/server.js';
-import { until } from './util.js';
+import { eventually } from '../server/util.js';
 
 const srv = useServer();
 let n = 0;
@@ -62,12 +62,12 @@ describe('consume with a lease', () => {
     const consumer = c.consume(q, { lease: 30_000, prefetch: 3 });
     const it = consumer[Symbol.asyncIterator]();
     for (let i = 0; i < 3; i++) held.push((await it.next()).value as LeasedMessage);
-    await until(async () => (await p.stats(q)).leased === 3, '3 leased');
+    await eventually(async () => (await p.stats(q)).leased === 3, '3 leased');
     // The iterator has handed out 3 and nothing was acked: the server pushes no more.
     await new Promise((r) => setTimeout(r, 100));
     expect((await p.stats(q)).leased).toBe(3);
     await held[0].ack();
-    await until(async () => (await p.stats(q)).ready === 6, 'one more pushed after the ack');
+    await eventually(async () => (await p.stats(q)).ready === 6, 'one more pushed after the ack');
     await consumer.close();
     expect(held.map((m) => m.text())).toEqual(['m0', 'm1', 'm2']);
   });
@@ -80,10 +80,10 @@ describe('consume with a lease', () => {
     const consumer = c.consume(q, { lease: 60_000, prefetch: 5 });
     const it = consumer[Symbol.asyncIterator]();
     const first = (await it.next()).value as LeasedMessage;
-    await until(async () => (await p.stats(q)).leased === 5, '5 leased');
+    await eventually(async () => (await p.stats(q)).leased === 5, '5 leased');
     await consumer.close();
     await first.ack();
-    await until(async () => (await p.stats(q)).ready === 4, 'the 4 dropped messages back');
+    await eventually(async () => (await p.stats(q)).ready === 4, 'the 4 dropped messages back');
     expect((await p.stats(q)).leased).toBe(0);
     expect((await p.get(q))!.toString()).toBe('d1');
   });
@@ -105,11 +105,11 @@ describe('work', () => {
       },
       { maxDeliver: 2, onError: (e) => errors.push((e as Error).message) },
     );
-    await until(async () => (await p.len(`${q}.dead`)) === 1 && seen.length === 4, 'the work to finish');
+    await eventually(async () => (await p.len(`${q}.dead`)) === 1 && seen.length === 4, 'the work to finish');
     await w.close();
     expect(seen).toEqual([['a', 1], ['boom', 1], ['boom', 2], ['b', 1]]);
     expect(errors).toEqual(['no', 'no']);
-    await until(async () => (await p.stats(q)).leased === 0, 'acks');
+    await eventually(async () => (await p.stats(q)).leased === 0, 'acks');
     expect(await p.stats(q)).toMatchObject({ ready: 0, leased: 0, dead: 1 });
   });
 });

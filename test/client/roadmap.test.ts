@@ -13,7 +13,7 @@ import {
 } from '../../src/index.js';
 import { type Frame, ReplyParser } from '../../src/client/parser.js';
 import { startServer, useServer } from '../helpers/server.js';
-import { until } from './util.js';
+import { eventually } from '../server/util.js';
 
 const srv = useServer();
 let n = 0;
@@ -79,7 +79,7 @@ describe('publish and subscribe', () => {
     await sub.ready;
     const p = await open();
     for (let i = 0; i < 20; i++) await p.publish(ch, String(i));
-    await until(() => seen.length === 20, '20 events handled');
+    await eventually(() => seen.length === 20, '20 events handled');
     expect(seen).toEqual(Array.from({ length: 20 }, (_, i) => String(i)));
     await sub.close();
     await sub.closed;
@@ -99,7 +99,7 @@ describe('publish and subscribe', () => {
     await sub.ready;
     const p = await open();
     for (let i = 0; i < 20; i++) await p.publish(ch, String(i));
-    await until(() => sub.receivedCount === 20, '20 events received');
+    await eventually(() => sub.receivedCount === 20, '20 events received');
     expect(sub.dropped).toBe(15);
     const got: ChannelEvent[] = [];
     for await (const ev of sub) {
@@ -137,7 +137,7 @@ describe('publish and subscribe', () => {
     const sub = c.subscribe(ch);
     await sub.ready;
     for (let i = 0; i < 3; i++) await p.publish(ch, `e${i}`);
-    await until(() => sub.receivedCount === 3, '3 events received');
+    await eventually(() => sub.receivedCount === 3, '3 events received');
     await c.close();
     await sub.closed;
     const got: string[] = [];
